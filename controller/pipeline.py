@@ -1,0 +1,220 @@
+"""Our two P4 programs as the controller sees them.
+
+Where the compiled outputs are, the names of their P4 objects, the codes
+that p4/include/define.p4 defines, and one builder per table turning SPP
+concepts (meta-interface, filter, endpoint, ...) into table entries. The SCD
+and the PTF tests both build entries here, so there is one translation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .p4rt import Entry, Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("SPP_P4_BUILD", ROOT / "p4" / "build"))
+
+
+def npe_pipeline() -> Pipeline:
+    return Pipeline(str(BUILD / "npe.p4info.txtpb"), str(BUILD / "npe.json"))
+
+
+def lc_pipeline() -> Pipeline:
+    return Pipeline(str(BUILD / "lc.p4info.txtpb"), str(BUILD / "lc.json"))
+
+
+# Codes shared with define.p4 and slices/metanet.py.
+METANET_LOCAL_DELIVERY = 1
+METANET_EXCEPTION = 2
+LOOKUP_META_IF = 0
+LOOKUP_SUBSTRATE = 1
+
+NPE_DROPS = {
+    1: "not_tunnel", 2: "unknown_tunnel", 3: "no_fastpath", 4: "bad_slice_packet",
+    5: "no_substrate_filter", 6: "filter", 7: "bad_stats", 8: "bad_queue", 9: "meter",
+    10: "no_meta_if", 11: "no_endpoint", 12: "no_route", 13: "queue_full", 14: "local",
+}
+LC_DROPS = {1: "no_route", 2: "spoofed", 3: "arp", 4: "not_ipv4", 5: "local"}
+NPE_DROP = {name: code for code, name in NPE_DROPS.items()}
+LC_DROP = {name: code for code, name in LC_DROPS.items()}
+
+
+class Npe:
+    """Names of npe.p4's P4Runtime objects."""
+
+    PHYS_IF = "NpeIngress.tunnel.phys_if"
+    TUNNEL = "NpeIngress.tunnel.tunnel"
+    FASTPATH = "NpeIngress.fastpath.fastpath"
+    FILTER = "NpeIngress.filter.filter"
+    META_IF = "NpeIngress.meta_if_encap.meta_if"
+    SLICE_ENDPOINT = "NpeIngress.slice_encap.slice_endpoint"
+    ROUTE = "NpeIngress.route.route"
+    QUEUE_PARAMS = "NpeEgress.queue.queue_params"
+    STATS_PRE = "NpeIngress.stats.stats_pre"
+    STATS_POST = "NpeEgress.stats.stats_post"
+    QUEUE_RATE = "NpeIngress.queue.queue_rate"
+    DROPS_IN = "NpeIngress.drops"
+    DROPS_OUT = "NpeEgress.drops"
+    # Registers: BMv2 Thrift names (P4Runtime on BMv2 does not serve them).
+    SRAM = "NpeIngress.sram"
+    QUEUE_LEN = "NpeEgress.queue.queue_len"
+
+
+class Lc:
+    """Names of lc.p4's P4Runtime objects."""
+
+    ARP = "LcIngress.arp.arp"
+    SLICE_PORT = "LcIngress.guard.slice_port"
+    META_IF = "LcIngress.demux.meta_if"
+    ENDPOINT_IN = "LcIngress.nat.endpoint_in"
+    ENDPOINT_OUT = "LcIngress.nat.endpoint_out"
+    ROUTE = "LcIngress.route.route"
+    DROPS = "LcIngress.drops"
+
+
+# Filter precedence: lower filter ID wins; P4Runtime: higher priority wins.
+FILTER_PRIORITY_BASE = 0x10000
+MAX_FILTER_ID = FILTER_PRIORITY_BASE - 2
+
+FILTER_KEY_FIELDS = ("meta_if", "dst_addr", "src_addr", "protocol", "src_port", "dst_port")
+FILTER_KEY_BITS = {"meta_if": 16, "dst_addr": 32, "src_addr": 32, "protocol": 8,
+                   "src_port": 16, "dst_port": 16}
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What a filter does with a match (the SPP's filter result)."""
+
+    action: str                 # "forward", "local" or "drop"
+    stats: int = 0              # local stats index
+    meta_if: int = 0            # forward: output meta-interface
+    nh_addr: str = "0.0.0.0"    # forward: next hop's tunnel endpoint
+    nh_port: int = 0
+    queue: int = 0              # forward: local queue id
+
+
+def _route(table, prefix, plen, port, src_mac, dst_mac):
+    return Entry.make(table, {"dst_addr": (prefix, plen)}, table.rsplit(".", 1)[0] + ".forward",
+                      {"port": port, "src_mac": src_mac, "dst_mac": dst_mac})
+
+
+def _local_addr(table, addr):
+    return Entry.make(table, {"dst_addr": (addr, 32)}, table.rsplit(".", 1)[0] + ".local_addr")
+
+
+# ---- NPE -----------------------------------------------------------------
+
+def npe_peering(addr) -> Entry:
+    """Mark an address as peering: its tunnels are keyed on the peer too."""
+    return Entry.make(Npe.PHYS_IF, {"dst_addr": addr}, "NpeIngress.tunnel.peering")
+
+
+def npe_meta_if_tunnel(fastpath, meta_if, addr, port, peer_addr=0) -> Entry:
+    """Decap: tunnel packets to (addr, port) [from peer_addr] are on this meta-interface."""
+    return Entry.make(Npe.TUNNEL, {"dst_addr": addr, "dst_port": port, "peer_addr": peer_addr},
+                      "NpeIngress.tunnel.from_meta_if", {"fastpath": fastpath, "meta_if": meta_if})
+
+
+def npe_slice_tunnel(fastpath, npe_addr, port, slice_addr) -> Entry:
+    """Decap: the slice host sends its packets back to (npe_addr, port)."""
+    return Entry.make(Npe.TUNNEL, {"dst_addr": npe_addr, "dst_port": port,
+                                   "peer_addr": slice_addr},
+                      "NpeIngress.tunnel.from_slice", {"fastpath": fastpath})
+
+
+def npe_fastpath(fastpath, local_id, stats_base, stats_count, queue_base, queue_count) -> Entry:
+    return Entry.make(Npe.FASTPATH, {"fastpath": fastpath}, "NpeIngress.fastpath.set_partition",
+                      {"local_id": local_id, "stats_base": stats_base, "stats_count": stats_count,
+                       "queue_base": queue_base, "queue_count": queue_count})
+
+
+def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: FilterResult) -> Entry:
+    """A general-match filter. ``key``/``mask`` map FILTER_KEY_FIELDS to values;
+    fields absent from ``mask`` are don't-care."""
+    if not 0 <= fid <= MAX_FILTER_ID:
+        raise ValueError(f"filter id {fid} out of range 0..{MAX_FILTER_ID}")
+    match = {"fastpath": fastpath, "type": lookup_type}
+    for f in FILTER_KEY_FIELDS:
+        match[f] = (key.get(f, 0), mask.get(f, 0))
+    if result.action == "forward":
+        action, params = "NpeIngress.filter.forward", {
+            "meta_if": result.meta_if, "nh_addr": result.nh_addr, "nh_port": result.nh_port,
+            "queue": result.queue, "stats": result.stats}
+    elif result.action == "local":
+        action, params = "NpeIngress.filter.local", {"stats": result.stats}
+    elif result.action == "drop":
+        action, params = "NpeIngress.filter.discard", {"stats": result.stats}
+    else:
+        raise ValueError(f"unknown filter action {result.action!r}")
+    return Entry.make(Npe.FILTER, match, action, params, FILTER_PRIORITY_BASE - 1 - fid)
+
+
+def npe_meta_if(fastpath, meta_if, src_addr, src_port, peer_addr=None) -> Entry:
+    """Encap: a meta-interface's own endpoint (and its peer, if peering)."""
+    if peer_addr:
+        return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
+                          "NpeIngress.meta_if_encap.encap_peering",
+                          {"src_addr": src_addr, "src_port": src_port, "peer_addr": peer_addr})
+    return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
+                      "NpeIngress.meta_if_encap.encap",
+                      {"src_addr": src_addr, "src_port": src_port})
+
+
+def npe_slice_endpoint(fastpath, kind, dst_addr, dst_port, src_addr, src_port) -> Entry:
+    """Where local-delivery (kind 1) or exception (kind 2) traffic goes."""
+    return Entry.make(Npe.SLICE_ENDPOINT, {"fastpath": fastpath, "kind": kind},
+                      "NpeIngress.slice_encap.to_slice",
+                      {"dst_addr": dst_addr, "dst_port": dst_port,
+                       "src_addr": src_addr, "src_port": src_port})
+
+
+def npe_queue_params(queue_global, threshold) -> Entry:
+    return Entry.make(Npe.QUEUE_PARAMS, {"queue": queue_global},
+                      "NpeEgress.queue.set_threshold", {"threshold": threshold})
+
+
+def npe_route(prefix, plen, port, src_mac, dst_mac) -> Entry:
+    return _route(Npe.ROUTE, prefix, plen, port, src_mac, dst_mac)
+
+
+def npe_local_addr(addr) -> Entry:
+    return _local_addr(Npe.ROUTE, addr)
+
+
+# ---- LC ------------------------------------------------------------------
+
+def lc_arp(addr, mac) -> Entry:
+    return Entry.make(Lc.ARP, {"target_ip": addr}, "LcIngress.arp.reply", {"mac": mac})
+
+
+def lc_slice_port(port, addr) -> Entry:
+    return Entry.make(Lc.SLICE_PORT, {"port": port}, "LcIngress.guard.slice_host",
+                      {"addr": addr})
+
+
+def lc_meta_if(addr, udp_port, npe_port, src_mac, npe_mac) -> Entry:
+    """Demux: tunnel packets for (addr, udp_port) go to the NPE on npe_port."""
+    return Entry.make(Lc.META_IF, {"dst_addr": addr, "dst_port": udp_port},
+                      "LcIngress.demux.to_npe",
+                      {"port": npe_port, "src_mac": src_mac, "dst_mac": npe_mac})
+
+
+def lc_endpoint(pub_addr, protocol, pub_port, slice_addr, slice_port) -> tuple[Entry, Entry]:
+    """NAT entries (in, out) of an allocated endpoint."""
+    return (Entry.make(Lc.ENDPOINT_IN, {"dst_addr": pub_addr, "protocol": protocol,
+                                        "dst_port": pub_port},
+                       "LcIngress.nat.rewrite", {"addr": slice_addr, "port": slice_port}),
+            Entry.make(Lc.ENDPOINT_OUT, {"src_addr": slice_addr, "protocol": protocol,
+                                         "src_port": slice_port},
+                       "LcIngress.nat.rewrite", {"addr": pub_addr, "port": pub_port}))
+
+
+def lc_route(prefix, plen, port, src_mac, dst_mac) -> Entry:
+    return _route(Lc.ROUTE, prefix, plen, port, src_mac, dst_mac)
+
+
+def lc_local_addr(addr) -> Entry:
+    return _local_addr(Lc.ROUTE, addr)

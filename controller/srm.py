@@ -1,0 +1,173 @@
+"""SRM, the system resource manager: the only component with global state.
+
+It decides, from the inventory (the testbed description plus the sizes of
+npe.p4's tables, counters, meters and registers, read from its P4Info) and
+from what the database says is already allocated, whether a request fits:
+which NPE hosts a new fastpath, which ranges of the shared arrays become its
+partitions, which UDP ports its tunnels and endpoints get, and whether an
+interface still has the bandwidth a reservation asks for. It never talks to
+a switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import pipeline as pl
+from .errors import SppError
+from .p4rt import Pipeline, P4Type
+from .testbed import Node, Npe, Testbed
+
+# UDP port ranges the SRM hands out.
+META_IF_PORTS = range(20000, 30000)     # meta-interface endpoints on interfaces
+NPE_RETURN_PORTS = range(40000, 50000)  # where slices send packets back to their fastpath
+SLICE_PORTS = range(50000, 60000)       # local-delivery/exception ports on slice hosts
+USER_PORTS = range(1024, 65536)         # ports a slice may ask for by number
+
+
+@dataclass(frozen=True)
+class NpeCapacity:
+    """What one NPE can hold, from npe.p4's P4Info (and the testbed for what
+    BMv2 does not model: DRAM, buffers, forwarding bandwidth)."""
+
+    fastpaths: int
+    filters: int
+    stats: int
+    queues: int
+    sram_words: int
+    meta_ifs: int
+    dram_bytes: int
+    buffers: int
+    bandwidth_kbps: int
+
+    @classmethod
+    def of(cls, pipeline: Pipeline, npe: Npe) -> NpeCapacity:
+        return cls(fastpaths=pipeline.size(P4Type.table, pl.Npe.FASTPATH),
+                   filters=pipeline.size(P4Type.table, pl.Npe.FILTER),
+                   stats=pipeline.size(P4Type.counter, pl.Npe.STATS_PRE),
+                   queues=pipeline.size(P4Type.meter, pl.Npe.QUEUE_RATE),
+                   sram_words=pipeline.register_size(pl.Npe.SRAM),
+                   meta_ifs=pipeline.size(P4Type.table, pl.Npe.META_IF),
+                   dram_bytes=npe.dram_bytes, buffers=npe.buffers,
+                   bandwidth_kbps=npe.bandwidth_kbps)
+
+
+def first_fit(taken: list[tuple[int, int]], count: int, size: int) -> int | None:
+    """Lowest base such that [base, base + count) avoids every (base, count)
+    in ``taken`` and fits in [0, size); None if there is none."""
+    if count == 0:
+        return 0
+    base = 0
+    for b, c in sorted(t for t in taken if t[1] > 0):
+        if base + count <= b:
+            break
+        base = max(base, b + c)
+    return base if base + count <= size else None
+
+
+def lowest_free(used: set[int], candidates: range) -> int | None:
+    return next((p for p in candidates if p not in used), None)
+
+
+class Srm:
+    def __init__(self, store, testbed: Testbed, npe_pipeline: Pipeline):
+        self.store = store
+        self.testbed = testbed
+        self.capacity = {npe.name: NpeCapacity.of(npe_pipeline, npe)
+                         for node in testbed.nodes for npe in node.npes}
+
+    # ---- interfaces and bandwidth ----
+    def reserved_on(self, node: str, ifn: int) -> int:
+        return self.store.scalar(
+            "SELECT COALESCE(SUM(r.bw_kbps), 0) FROM reservations r "
+            "JOIN fastpaths f ON f.id = r.fastpath_id WHERE f.node = ? AND r.ifn = ?", node, ifn)
+
+    def available_bw(self, node: Node, ifn: int) -> int:
+        iface = node.interface(ifn)
+        return iface.bandwidth_kbps - self.reserved_on(node.name, ifn)
+
+    def check_reservation(self, node: Node, ifn: int, more_kbps: int):
+        avail = self.available_bw(node, ifn)
+        if more_kbps > avail:
+            raise SppError("ENOBW", f"interface {ifn} has {avail} kb/s available, "
+                                    f"{more_kbps} kb/s asked")
+
+    # ---- fastpath placement ----
+    def place_fastpath(self, node: Node, req: dict) -> dict:
+        """Choose an NPE and carve partitions for a new fastpath, or refuse
+        with ENORES saying what was short."""
+        reasons = []
+        for npe in node.npes:
+            cap = self.capacity[npe.name]
+            fps = self.store.q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?",
+                               node.name, npe.name)
+            used = {k: sum(f[k] for f in fps) for k in
+                    ("n_filters", "n_buffers", "dram_bytes", "bw_kbps")}
+            short = []
+            if len(fps) >= cap.fastpaths:
+                short.append("fastpaths")
+            for key, capname in (("n_filters", "filters"), ("n_buffers", "buffers"),
+                                 ("dram_bytes", "dram_bytes"), ("bw_kbps", "bandwidth_kbps")):
+                if used[key] + req[key] > getattr(cap, capname):
+                    short.append(capname)
+            stats_base = first_fit([(f["stats_base"], f["n_stats"]) for f in fps],
+                                   req["n_stats"], cap.stats)
+            queue_base = first_fit([(f["queue_base"], f["n_queues"]) for f in fps],
+                                   req["n_queues"], cap.queues)
+            sram_base = first_fit([(f["sram_base"], f["sram_words"]) for f in fps],
+                                  req["sram_words"], cap.sram_words)
+            for name, val in (("stats", stats_base), ("queues", queue_base),
+                              ("sram", sram_base)):
+                if val is None:
+                    short.append(name)
+            if short:
+                reasons.append(f"{npe.name}: not enough {', '.join(short)}")
+                continue
+            gid = lowest_free({f["gid"] for f in fps}, range(1, cap.fastpaths + 1))
+            ret_port = lowest_free({f["ret_port"] for f in fps}, NPE_RETURN_PORTS)
+            return {"npe": npe.name, "gid": gid, "stats_base": stats_base,
+                    "queue_base": queue_base, "sram_base": sram_base, "ret_port": ret_port}
+        raise SppError("ENORES", "no NPE can host this fastpath: " + "; ".join(reasons))
+
+    # ---- UDP ports ----
+    def used_udp_ports(self, node: str, addr: str) -> set[int]:
+        used = {r["port"] for r in self.store.q(
+            "SELECT port FROM meta_ifs WHERE node = ? AND addr = ?", node, addr)}
+        used |= {r["port"] for r in self.store.q(
+            "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = 17", node, addr)}
+        return used
+
+    def alloc_port(self, node: str, addr: str, proto: int, port: int, auto: range) -> int:
+        """``port`` if free (0: the lowest free one of ``auto``)."""
+        if proto == 17:
+            used = self.used_udp_ports(node, addr)
+        else:
+            used = {r["port"] for r in self.store.q(
+                "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = ?",
+                node, addr, proto)}
+        if port == 0:
+            port = lowest_free(used, auto)
+            if port is None:
+                raise SppError("ENORES", f"no free port left on {addr}")
+            return port
+        if port not in USER_PORTS:
+            raise SppError("ERANGE", f"port {port} outside {USER_PORTS.start}..{USER_PORTS.stop - 1}")
+        if port in used:
+            raise SppError("EEXIST", f"port {port} on {addr} is already in use")
+        return port
+
+    def slice_ports(self, slice_id: int, count: int) -> list[int]:
+        """Ports on the slice host for local-delivery and exception traffic."""
+        used = set()
+        for f in self.store.q("SELECT ld_port, exc_port FROM fastpaths WHERE slice_id = ?",
+                              slice_id):
+            used |= {f["ld_port"], f["exc_port"]}
+        used |= {r["slice_port"] for r in self.store.q(
+            "SELECT slice_port FROM endpoints WHERE slice_id = ?", slice_id)}
+        out = []
+        for p in SLICE_PORTS:
+            if p not in used:
+                out.append(p)
+                if len(out) == count:
+                    return out
+        raise SppError("ENORES", "no free port left on the slice host")

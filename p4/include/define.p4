@@ -1,0 +1,97 @@
+/*
+ * Named constants and table sizes shared by npe.p4 and lc.p4.
+ *
+ * The controller never hard-codes a size: it reads table, counter, meter and
+ * register sizes from the P4Info, so changing a number here (and running
+ * `make p4`) is enough to resize a partition.
+ */
+#ifndef __SPP_DEFINE__
+#define __SPP_DEFINE__
+
+typedef bit<48> mac_addr_t;
+typedef bit<32> ipv4_addr_t;
+typedef bit<16> l4_port_t;
+typedef bit<9>  port_num_t;
+typedef bit<16> fastpath_id_t;
+typedef bit<16> meta_if_t;
+typedef bit<32> index_t;       // global index into a counter, meter or register
+
+const bit<16> ETHERTYPE_IPV4 = 0x0800;
+const bit<16> ETHERTYPE_ARP  = 0x0806;
+const bit<8>  PROTO_ICMP = 1;
+const bit<8>  PROTO_TCP  = 6;
+const bit<8>  PROTO_UDP  = 17;
+const bit<16> ARP_REQUEST = 1;
+const bit<16> ARP_REPLY   = 2;
+const bit<8>  DEFAULT_TTL = 64;
+
+/*
+ * Meta-net header (docs/metanet.md). Its first byte is a magic number whose
+ * high nibble is not 4, so the parser tells a meta-net packet from a bare
+ * IPv4 datagram by looking at one byte, before any table lookup.
+ */
+const bit<8> METANET_MAGIC = 0x53;          // 'S'
+const bit<8> METANET_LOCAL_DELIVERY = 1;    // NPE -> slice: a filter said "local"
+const bit<8> METANET_EXCEPTION      = 2;    // NPE -> slice: miss or error
+const bit<8> METANET_FROM_SLICE     = 3;    // slice -> NPE: forwarding key follows
+
+// Reason codes carried in the meta-net header.
+const bit<8> REASON_NONE        = 0;        // local delivery
+const bit<8> REASON_NO_FILTER   = 1;        // no filter matched
+const bit<8> REASON_TTL_EXPIRED = 2;        // forwarding result, TTL <= 1
+const bit<8> REASON_MALFORMED   = 3;        // inner datagram is not valid IPv4
+
+// Filter lookup type bit (the SPP's "type" field of the lookup key).
+const bit<1> LOOKUP_META_IF   = 0;          // packet arrived on a meta-interface
+const bit<1> LOOKUP_SUBSTRATE = 1;          // packet came back from the slice
+
+// Filter results.
+const bit<2> RESULT_NONE    = 0;
+const bit<2> RESULT_FORWARD = 1;
+const bit<2> RESULT_LOCAL   = 2;
+const bit<2> RESULT_DROP    = 3;
+
+// Index of the `drops` counters: why a packet was dropped (0: it was not).
+// Keep in sync with controller/pipeline.py (NPE_DROPS, LC_DROPS).
+typedef bit<8> drop_reason_t;
+const drop_reason_t NO_DROP = 0;
+const drop_reason_t NPE_DROP_NOT_TUNNEL          = 1;  // not IPv4/UDP, or outer options/fragments
+const drop_reason_t NPE_DROP_UNKNOWN_TUNNEL      = 2;  // no meta-interface for (dst, port, peer)
+const drop_reason_t NPE_DROP_NO_FASTPATH         = 3;  // tunnel names a fastpath not installed
+const drop_reason_t NPE_DROP_BAD_SLICE_PACKET    = 4;  // slice packet without meta-net/key/valid IPv4
+const drop_reason_t NPE_DROP_NO_SUBSTRATE_FILTER = 5;  // slice packet matched no substrate-only filter
+const drop_reason_t NPE_DROP_FILTER              = 6;  // filter result "drop"
+const drop_reason_t NPE_DROP_BAD_STATS           = 7;  // stats index outside the partition
+const drop_reason_t NPE_DROP_BAD_QUEUE           = 8;  // queue outside the partition
+const drop_reason_t NPE_DROP_METER               = 9;  // over the queue's rate
+const drop_reason_t NPE_DROP_NO_META_IF          = 10; // output meta-interface not configured
+const drop_reason_t NPE_DROP_NO_ENDPOINT         = 11; // slice endpoint not configured
+const drop_reason_t NPE_DROP_NO_ROUTE            = 12; // no route for the outer destination
+const drop_reason_t NPE_DROP_QUEUE_FULL          = 13; // queue over its threshold (egress)
+const drop_reason_t NPE_DROP_LOCAL               = 14; // for the NPE itself, not a tunnel
+#define NPE_DROP_REASONS 16
+
+const drop_reason_t LC_DROP_NO_ROUTE = 1;              // no route for the destination
+const drop_reason_t LC_DROP_SPOOFED  = 2;              // slice host sent with another source
+const drop_reason_t LC_DROP_ARP      = 3;              // ARP we do not answer
+const drop_reason_t LC_DROP_NOT_IPV4 = 4;              // neither IPv4 nor ARP
+const drop_reason_t LC_DROP_LOCAL    = 5;              // for the LC itself, no endpoint
+#define LC_DROP_REASONS 8
+
+// Table and extern sizes: the capacity of one NPE or LC.
+#define NPE_PHYS_IF_SIZE     64
+#define NPE_TUNNEL_SIZE      4096
+#define NPE_FASTPATH_SIZE    256
+#define NPE_ENDPOINT_SIZE    512     // two per fastpath
+#define NPE_FILTER_SIZE      8192
+#define NPE_META_IF_SIZE     4096
+#define NPE_STATS_SIZE       8192    // entries of four counters each
+#define NPE_QUEUE_SIZE       2048
+#define NPE_SRAM_WORDS       65536   // 32-bit words
+#define ROUTE_SIZE           1024
+#define LC_TUNNEL_SIZE       4096
+#define LC_ENDPOINT_SIZE     4096
+#define LC_ARP_SIZE          256
+#define LC_PORT_SIZE         512
+
+#endif

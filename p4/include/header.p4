@@ -1,0 +1,162 @@
+/*
+ * Headers and metadata of the SPP programs.
+ */
+#ifndef __SPP_HEADER__
+#define __SPP_HEADER__
+
+#include "define.p4"
+
+header ethernet_t {
+    mac_addr_t dst_addr;
+    mac_addr_t src_addr;
+    bit<16>    ether_type;
+}
+
+header arp_t {
+    bit<16>     hw_type;
+    bit<16>     proto_type;
+    bit<8>      hw_len;
+    bit<8>      proto_len;
+    bit<16>     oper;
+    mac_addr_t  sender_mac;
+    ipv4_addr_t sender_ip;
+    mac_addr_t  target_mac;
+    ipv4_addr_t target_ip;
+}
+
+header ipv4_t {
+    bit<4>      version;
+    bit<4>      ihl;
+    bit<8>      dscp_ecn;
+    bit<16>     total_len;
+    bit<16>     identification;
+    bit<3>      flags;
+    bit<13>     frag_offset;
+    bit<8>      ttl;
+    bit<8>      protocol;
+    bit<16>     hdr_checksum;
+    ipv4_addr_t src_addr;
+    ipv4_addr_t dst_addr;
+}
+
+// IPv4 options of the inner datagram, kept opaque: the IPv4 code option
+// updates the checksum incrementally, so it never needs to read them.
+header ipv4_options_t {
+    varbit<320> options;
+}
+
+header udp_t {
+    l4_port_t src_port;
+    l4_port_t dst_port;
+    bit<16>   len;
+    bit<16>   checksum;
+}
+
+header tcp_t {
+    l4_port_t src_port;
+    l4_port_t dst_port;
+    bit<32>   seq_no;
+    bit<32>   ack_no;
+    bit<4>    data_offset;
+    bit<4>    res;
+    bit<8>    flags;
+    bit<16>   window;
+    bit<16>   checksum;
+    bit<16>   urgent_ptr;
+}
+
+// The first four bytes of an inner TCP or UDP header: the filter key's ports.
+header l4_ports_t {
+    l4_port_t src_port;
+    l4_port_t dst_port;
+}
+
+// Meta-net header (16 bytes), in front of the original datagram on the
+// NPE <-> slice path. Layout and field meaning: docs/metanet.md.
+header metanet_t {
+    bit<8>        magic;            // METANET_MAGIC
+    bit<8>        kind;             // METANET_LOCAL_DELIVERY / _EXCEPTION / _FROM_SLICE
+    bit<8>        reason;           // REASON_*
+    bit<8>        reserved;
+    fastpath_id_t fastpath;         // the slice's own (local) fastpath number
+    meta_if_t     meta_if;          // input meta-interface
+    ipv4_addr_t   tunnel_src_addr;  // outer source of the tunnel packet
+    l4_port_t     tunnel_src_port;
+    bit<16>       reserved2;
+}
+
+// Forwarding key (8 bytes) a slice puts after the meta-net header when it
+// sends a datagram back to its fastpath: both ends of the output UDP tunnel.
+header fwd_key_t {
+    ipv4_addr_t dst_addr;
+    l4_port_t   src_port;
+    l4_port_t   dst_port;
+}
+
+struct npe_headers_t {
+    ethernet_t     ethernet;
+    ipv4_t         ipv4;           // outer (tunnel) IPv4
+    udp_t          udp;            // outer (tunnel) UDP
+    metanet_t      metanet_out;    // added by the NPE towards the slice
+    metanet_t      metanet;        // as received (from the slice)
+    fwd_key_t      fwd_key;
+    ipv4_t         inner_ipv4;     // the overlay datagram
+    ipv4_options_t inner_options;
+    l4_ports_t     inner_l4;
+}
+
+struct npe_metadata_t {
+    // From the tunnel lookup.
+    bit<1>        from_slice;
+    fastpath_id_t fastpath;        // global fastpath id (table keys)
+    fastpath_id_t local_fastpath;  // the slice's number for it (meta-net header)
+    meta_if_t     meta_if;
+    ipv4_addr_t   peer_key;        // outer source if the interface is peering, else 0
+    // Partition of the fastpath: [base, base + count).
+    index_t       stats_base;
+    index_t       stats_count;
+    index_t       queue_base;
+    index_t       queue_count;
+    // Lookup key.
+    bit<1>        lookup_type;
+    ipv4_addr_t   key_dst_addr;
+    ipv4_addr_t   key_src_addr;
+    bit<8>        key_protocol;
+    l4_port_t     key_src_port;
+    l4_port_t     key_dst_port;
+    // Filter result.
+    bit<2>        result;
+    meta_if_t     out_meta_if;
+    ipv4_addr_t   nh_addr;
+    l4_port_t     nh_port;
+    bit<16>       queue_id;        // local to the fastpath
+    bit<16>       stats_index;     // local to the fastpath
+    // Derived.
+    bit<1>        counted;         // count after the queue, in egress
+    index_t       stats_global;
+    bit<1>        queued;
+    index_t       queue_global;
+    bit<8>        reason;          // exception reason, REASON_NONE otherwise
+    bit<8>        metanet_kind;
+    bit<1>        malformed;
+    bit<32>       queue_threshold;
+    drop_reason_t drop_reason;     // NO_DROP unless the packet must go
+}
+
+struct lc_headers_t {
+    ethernet_t ethernet;
+    arp_t      arp;
+    ipv4_t     ipv4;
+    tcp_t      tcp;
+    udp_t      udp;
+}
+
+struct lc_metadata_t {
+    ipv4_addr_t   nat_addr;        // the address and port NAT writes
+    l4_port_t     nat_port;
+    l4_port_t     nat_key_port;    // the port endpoint_in/endpoint_out look up
+    ipv4_addr_t   guard_addr;      // the only source a slice port may use
+    drop_reason_t drop_reason;
+}
+
+#endif

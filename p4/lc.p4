@@ -1,0 +1,70 @@
+/*
+ * lc.p4: the SPP's line card, the node's front door. Every packet in or out
+ * of the node, and between its NPEs and slice hosts, crosses it:
+ *   ARP         -> answered for the LC's own addresses
+ *   source guard-> slice hosts may only use their own source address
+ *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE
+ *   NAT         -> allocated endpoints to/from the owning slice host
+ *   route       -> everything else by destination, or dropped and counted
+ */
+#include <core.p4>
+#include <v1model.p4>
+
+#include "include/define.p4"
+#include "include/header.p4"
+#include "include/lc_parser.p4"
+#include "include/control/lc_arp.p4"
+#include "include/control/lc_guard.p4"
+#include "include/control/lc_demux.p4"
+#include "include/control/lc_nat.p4"
+#include "include/control/route.p4"
+
+control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
+                  inout standard_metadata_t std_meta) {
+    counter(LC_DROP_REASONS, CounterType.packets) drops;
+
+    Arp() arp;
+    SourceGuard() guard;
+    NpeDemux() demux;
+    Nat() nat;
+    Route() route;
+
+    apply {
+        meta.drop_reason = NO_DROP;
+        meta.nat_addr = 0;
+        if (hdr.arp.isValid()) {
+            arp.apply(hdr, meta, std_meta);
+        } else if (!hdr.ipv4.isValid()) {
+            meta.drop_reason = LC_DROP_NOT_IPV4;
+        } else {
+            guard.apply(hdr, meta, std_meta);
+            bit<1> to_npe = 0;
+            if (meta.drop_reason == NO_DROP) {
+                demux.apply(hdr, std_meta, to_npe);
+            }
+            if (meta.drop_reason == NO_DROP && to_npe == 0) {
+                nat.apply(hdr, meta);
+                bit<1> local;
+                bit<1> routed;
+                route.apply(hdr.ipv4.dst_addr, hdr.ethernet, std_meta, local, routed);
+                if (local == 1) {
+                    meta.drop_reason = LC_DROP_LOCAL;
+                } else if (routed == 0) {
+                    meta.drop_reason = LC_DROP_NO_ROUTE;
+                }
+            }
+        }
+        if (meta.drop_reason != NO_DROP) {
+            drops.count((index_t)meta.drop_reason);
+            mark_to_drop(std_meta);
+        }
+    }
+}
+
+control LcEgress(inout lc_headers_t hdr, inout lc_metadata_t meta,
+                 inout standard_metadata_t std_meta) {
+    apply { }
+}
+
+V1Switch(LcParser(), LcVerifyChecksum(), LcIngress(), LcEgress(),
+         LcComputeChecksum(), LcDeparser()) main;

@@ -1,0 +1,153 @@
+"""PTF tests of lc.p4: ARP, demux to the NPE, endpoint NAT both ways,
+routing, source guard, and counted drops.
+
+Scenario: LC port 0 is an external interface (192.168.1.1, towards end
+hosts), port 1 leads to the NPE, port 2 to a slice host (10.0.2.10), port 3
+to a second slice host (10.0.2.11).
+"""
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
+
+from base import SwitchTest
+from controller.pipeline import (
+    LC_DROP, Lc, lc_arp, lc_endpoint, lc_local_addr, lc_meta_if, lc_route, lc_slice_port,
+)
+
+EXT, NPE, SLICE_A, SLICE_B = 0, 1, 2, 3
+LC_MAC = "00:00:00:00:00:aa"
+HOST_MAC, NPE_MAC = "00:00:00:00:00:01", "00:00:00:00:01:01"
+SLICE_A_MAC, SLICE_B_MAC = "00:00:00:00:02:0a", "00:00:00:00:02:0b"
+IF1, GW = "192.168.1.1", "10.0.2.1"
+HOST = "192.168.1.100"
+NPE_ADDR = "10.0.1.2"
+SLICE_A_ADDR, SLICE_B_ADDR = "10.0.2.10", "10.0.2.11"
+
+
+class LcTest(SwitchTest):
+    program = "lc"
+    device = 1
+
+    def setUp(self):
+        super().setUp()
+        self.sw.insert([
+            lc_arp(IF1, LC_MAC), lc_arp(GW, LC_MAC),
+            lc_local_addr(IF1), lc_local_addr(GW),
+            lc_route("192.168.1.0", 24, EXT, LC_MAC, HOST_MAC),
+            lc_route(NPE_ADDR, 32, NPE, LC_MAC, NPE_MAC),
+            lc_route(SLICE_A_ADDR, 32, SLICE_A, LC_MAC, SLICE_A_MAC),
+            lc_route(SLICE_B_ADDR, 32, SLICE_B, LC_MAC, SLICE_B_MAC),
+            lc_slice_port(SLICE_A, SLICE_A_ADDR), lc_slice_port(SLICE_B, SLICE_B_ADDR),
+        ])
+
+    def drop_count(self, reason):
+        return self.drops(Lc.DROPS, LC_DROP[reason])
+
+
+def from_host(l4, dst=IF1, src=HOST):
+    return Ether(src=HOST_MAC, dst=LC_MAC) / IP(src=src, dst=dst, ttl=30, id=4) / l4
+
+
+class ArpReply(LcTest):
+    """The LC answers ARP for its own addresses, and only for them."""
+
+    def runTest(self):
+        req = Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(
+            op=1, hwsrc=HOST_MAC, psrc=HOST, pdst=IF1)
+        rep = Ether(src=LC_MAC, dst=HOST_MAC) / ARP(
+            op=2, hwsrc=LC_MAC, psrc=IF1, hwdst=HOST_MAC, pdst=HOST)
+        self.send(EXT, req)
+        self.expect(rep, EXT)
+        self.send(EXT, Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff")
+                  / ARP(op=1, hwsrc=HOST_MAC, psrc=HOST, pdst="192.168.1.77"))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("arp"), 1)
+
+
+class DemuxToNpe(LcTest):
+    """Tunnel packets for a meta-interface endpoint go to the NPE unchanged
+    but for the MACs; the same address on another port is not a tunnel."""
+
+    def runTest(self):
+        self.sw.insert([lc_meta_if(IF1, 20001, NPE, LC_MAC, NPE_MAC)])
+        pkt = from_host(UDP(sport=45000, dport=20001) / Raw(b"\x45" + b"t" * 40))
+        exp = pkt.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, NPE_MAC
+        self.send(EXT, pkt)
+        self.expect(exp, NPE)
+        self.send(EXT, from_host(UDP(sport=45000, dport=20002) / Raw(b"t" * 41)))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("local"), 1)
+
+
+class NatBothWays(LcTest):
+    """An allocated endpoint: traffic to (IF1, proto, port) reaches the slice
+    host's (address, port) and its replies leave from the endpoint; TCP and UDP
+    checksums stay valid (compared with scapy's from-scratch checksums)."""
+
+    def runTest(self):
+        self.sw.insert(list(lc_endpoint(IF1, 17, 8053, SLICE_A_ADDR, 53))
+                       + list(lc_endpoint(IF1, 6, 8080, SLICE_A_ADDR, 80)))
+        cases = [(UDP, 8053, 53, b"query"), (TCP, 8080, 80, b"GET / HTTP/1.0\r\n")]
+        for proto, pub, priv, data in cases:
+            inbound = from_host(proto(sport=33333, dport=pub) / Raw(data))
+            exp_in = (Ether(src=LC_MAC, dst=SLICE_A_MAC)
+                      / IP(src=HOST, dst=SLICE_A_ADDR, ttl=30, id=4)
+                      / proto(sport=33333, dport=priv) / Raw(data))
+            self.send(EXT, inbound)
+            self.expect(exp_in, SLICE_A)
+            reply = (Ether(src=SLICE_A_MAC, dst=LC_MAC) / IP(src=SLICE_A_ADDR, dst=HOST, id=5)
+                     / proto(sport=priv, dport=33333) / Raw(data[::-1]))
+            exp_out = (Ether(src=LC_MAC, dst=HOST_MAC) / IP(src=IF1, dst=HOST, id=5)
+                       / proto(sport=pub, dport=33333) / Raw(data[::-1]))
+            self.send(SLICE_A, reply)
+            self.expect(exp_out, EXT)
+        # A UDP datagram without a checksum keeps none.
+        self.send(EXT, from_host(UDP(sport=1, dport=8053, chksum=0) / Raw(b"n")))
+        self.expect(Ether(src=LC_MAC, dst=SLICE_A_MAC)
+                    / IP(src=HOST, dst=SLICE_A_ADDR, ttl=30, id=4)
+                    / UDP(sport=1, dport=53, chksum=0) / Raw(b"n"), SLICE_A)
+        # Other protocols and ports are not forwarded to the slice.
+        self.send(EXT, from_host(UDP(sport=1, dport=8054)))
+        self.send(EXT, from_host(TCP(sport=1, dport=8053)))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("local"), 2)
+
+
+class Routing(LcTest):
+    """Outbound traffic from the NPE and slice hosts is routed by destination;
+    an unroutable packet, a non-IP frame are dropped and counted."""
+
+    def runTest(self):
+        out = (Ether(src=NPE_MAC, dst=LC_MAC) / IP(src=IF1, dst="192.168.1.200", id=1)
+               / UDP(sport=20002, dport=30000) / Raw(b"o" * 30))
+        exp = out.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, HOST_MAC
+        self.send(NPE, out)
+        self.expect(exp, EXT)
+        back = (Ether(src=SLICE_A_MAC, dst=LC_MAC) / IP(src=SLICE_A_ADDR, dst=NPE_ADDR, id=2)
+                / UDP(sport=6000, dport=40000) / Raw(b"b" * 30))
+        exp = back.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, NPE_MAC
+        self.send(SLICE_A, back)
+        self.expect(exp, NPE)
+        self.send(NPE, Ether(src=NPE_MAC, dst=LC_MAC) / IP(src=IF1, dst="8.8.8.8") / ICMP())
+        self.send(EXT, Ether(src=HOST_MAC, dst=LC_MAC, type=0x86DD) / Raw(b"\x60" + b"\0" * 40))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("no_route"), 1)
+        self.assertEqual(self.drop_count("not_ipv4"), 1)
+
+
+class SourceGuard(LcTest):
+    """A slice host cannot send as another slice host (nor as anyone else)."""
+
+    def runTest(self):
+        self.sw.insert(list(lc_endpoint(IF1, 17, 8053, SLICE_A_ADDR, 53)))
+        spoof = (Ether(src=SLICE_B_MAC, dst=LC_MAC) / IP(src=SLICE_A_ADDR, dst=HOST)
+                 / UDP(sport=53, dport=33333))
+        self.send(SLICE_B, spoof)
+        self.send(SLICE_B, Ether(src=SLICE_B_MAC, dst=LC_MAC) / IP(src=NPE_ADDR, dst=NPE_ADDR)
+                  / UDP(sport=1, dport=40000))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("spoofed"), 2)
