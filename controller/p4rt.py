@@ -222,7 +222,8 @@ class SwitchConnection:
         while True:
             channel = grpc.insecure_channel(grpc_addr)
             try:
-                grpc.channel_ready_future(channel).result(timeout=max(0.1, deadline - time.monotonic()))
+                grpc.channel_ready_future(channel).result(
+                    timeout=max(0.1, deadline - time.monotonic()))
                 break
             except grpc.FutureTimeoutError:
                 raise P4RuntimeError(f"{grpc_addr}: no P4Runtime server answered "

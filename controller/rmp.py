@@ -143,8 +143,8 @@ class Rmp:
         with self.change(node):
             if self.store.one("SELECT 1 FROM slices WHERE name = ? AND node = ?", name, node):
                 raise SppError("EEXIST", f"slice {name} already exists on {node}")
-            if self.store.one("SELECT 1 FROM slices WHERE node = ? AND (data_addr = ? OR lc_port = ?)",
-                              node, data_addr, lc_port):
+            if self.store.one("SELECT 1 FROM slices WHERE node = ? AND "
+                              "(data_addr = ? OR lc_port = ?)", node, data_addr, lc_port):
                 raise SppError("EEXIST", f"address {data_addr} or LC port {lc_port} already used")
             secret = secrets.token_hex(16)
             sid = self.store.x(
@@ -436,7 +436,12 @@ class Rmp:
 
     @staticmethod
     def _filter_view(fid, data) -> dict:
-        return {"fid": fid, **data}
+        """Keys are stored as integers; addresses are shown as dotted quads."""
+        view = {"fid": fid, **data}
+        for part in ("key", "mask"):
+            view[part] = {f: (str(ipaddress.IPv4Address(v)) if f.endswith("_addr") else v)
+                          for f, v in data[part].items()}
+        return view
 
     def write_fltr(self, sl, fpid, fid, lookup_type, key, mask, result) -> dict:
         fp = self.fastpath(sl, fpid)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import pipeline as pl
 from .errors import SppError
-from .p4rt import Pipeline, P4Type
+from .p4rt import P4Type, Pipeline
 from .testbed import Node, Npe, Testbed
 
 # UDP port ranges the SRM hands out.
@@ -151,7 +151,8 @@ class Srm:
                 raise SppError("ENORES", f"no free port left on {addr}")
             return port
         if port not in USER_PORTS:
-            raise SppError("ERANGE", f"port {port} outside {USER_PORTS.start}..{USER_PORTS.stop - 1}")
+            raise SppError("ERANGE",
+                           f"port {port} outside {USER_PORTS.start}..{USER_PORTS.stop - 1}")
         if port in used:
             raise SppError("EEXIST", f"port {port} on {addr} is already in use")
         return port

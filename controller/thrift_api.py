@@ -48,7 +48,8 @@ class ThriftClient:
             try:
                 return fn(*args)
             except InvalidRegisterOperation as e:
-                raise ThriftError(f"{self.where}: register operation refused (code {e.code})") from None
+                raise ThriftError(f"{self.where}: register operation refused "
+                                  f"(code {e.code})") from None
             except (TException, OSError) as e:
                 raise ThriftError(f"{self.where}: {e}") from None
 

@@ -11,8 +11,8 @@ import ptf
 from ptf import testutils
 from ptf.base_tests import BaseTest
 
-from controller.pipeline import lc_pipeline, npe_pipeline
 from controller.p4rt import SwitchConnection
+from controller.pipeline import lc_pipeline, npe_pipeline
 from controller.thrift_api import ThriftClient
 
 PIPELINES = {}

@@ -6,13 +6,20 @@ hosts), port 1 leads to the NPE, port 2 to a slice host (10.0.2.10), port 3
 to a second slice host (10.0.2.11).
 """
 
+from base import SwitchTest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from base import SwitchTest
 from controller.pipeline import (
-    LC_DROP, Lc, lc_arp, lc_endpoint, lc_local_addr, lc_meta_if, lc_route, lc_slice_port,
+    LC_DROP,
+    Lc,
+    lc_arp,
+    lc_endpoint,
+    lc_local_addr,
+    lc_meta_if,
+    lc_route,
+    lc_slice_port,
 )
 
 EXT, NPE, SLICE_A, SLICE_B = 0, 1, 2, 3

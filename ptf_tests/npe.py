@@ -6,15 +6,28 @@ slice hosts' network (10.0.2.0/24), so the tests see which path a packet took.
 
 import time
 
+from base import SwitchTest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from base import SwitchTest
 from controller.pipeline import (
-    LOOKUP_META_IF, LOOKUP_SUBSTRATE, METANET_EXCEPTION, METANET_LOCAL_DELIVERY, NPE_DROP,
-    FilterResult, Npe, npe_fastpath, npe_filter, npe_local_addr, npe_meta_if,
-    npe_meta_if_tunnel, npe_peering, npe_queue_params, npe_route, npe_slice_endpoint,
+    LOOKUP_META_IF,
+    LOOKUP_SUBSTRATE,
+    METANET_EXCEPTION,
+    METANET_LOCAL_DELIVERY,
+    NPE_DROP,
+    FilterResult,
+    Npe,
+    npe_fastpath,
+    npe_filter,
+    npe_local_addr,
+    npe_meta_if,
+    npe_meta_if_tunnel,
+    npe_peering,
+    npe_queue_params,
+    npe_route,
+    npe_slice_endpoint,
     npe_slice_tunnel,
 )
 from slices import metanet as mn

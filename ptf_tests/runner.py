@@ -20,55 +20,11 @@ import sys
 from pathlib import Path
 
 from mininet_topo.bmv2 import Bmv2Error, SwitchSpec, find_bmv2, wait_ready
+from mininet_topo.netns import Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = 4                       # per switch
 SWITCHES = (("npe", 0, 9559, 9090), ("lc", 1, 9560, 9091))   # name, device, gRPC, Thrift
-
-
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, capture_output=True, text=True)
-
-
-class Namespace:
-    """A network namespace that is deleted, with its processes, on exit."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.procs: list[subprocess.Popen] = []
-
-    def __enter__(self):
-        sh("ip", "netns", "add", self.name)
-        self.run("ip", "link", "set", "lo", "up")
-        # No IPv6 chatter (router solicitations) on the test ports.
-        self.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        self.run("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        return self
-
-    def run(self, *args, check=True):
-        return sh("ip", "netns", "exec", self.name, *args, check=check)
-
-    def popen(self, args, log: Path):
-        with open(log, "w") as out:
-            p = subprocess.Popen(["ip", "netns", "exec", self.name, *args], stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def probe(self, port: int) -> bool:
-        return self.run("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}", check=False).returncode == 0
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        sh("ip", "netns", "del", self.name, check=False)
 
 
 def _interrupt(*_):
@@ -110,9 +66,7 @@ def main(argv=None) -> int:
                 ports = {}
                 for i in range(PORTS):
                     sw_if, test_if = f"{name}{i}", f"{name}{i}t"
-                    ns.run("ip", "link", "add", sw_if, "type", "veth", "peer", "name", test_if)
-                    for intf in (sw_if, test_if):
-                        ns.run("ip", "link", "set", intf, "up")
+                    ns.veth(sw_if, test_if)
                     ports[i] = sw_if
                     ptf_ifaces += ["-i", f"{dev}-{i}@{test_if}"]
                 spec = SwitchSpec(name, ports, grpc_port, thrift_port, device_id=0,

@@ -1,0 +1,80 @@
+"""spp-controller: the SPP control software (SRM, SCDs, RMP) behind the REST API.
+
+    python -m controller --testbed run/default/testbed.json --db run/default/spp.db
+
+It connects to every switch of the testbed, pushes the pipelines where they
+are missing, reconciles every table against the database, then serves the
+slice API. The admin token (for creating slices) is read from, or written
+to, --admin-token-file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="spp-controller", description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--testbed", required=True, type=Path,
+                    help="testbed description (JSON, written by mininet_topo)")
+    ap.add_argument("--db", type=Path, default=None,
+                    help="SQLite database (default: spp.db next to the testbed file)")
+    ap.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
+                    help="REST API address (default: %(default)s)")
+    ap.add_argument("--admin-token-file", type=Path, default=None,
+                    help="admin token (default: admin.token next to the testbed file)")
+    ap.add_argument("--log-file", type=Path, default=None, help="log here instead of stderr")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = ap.parse_args(argv)
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        filename=args.log_file,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        ap.error(f"--listen {args.listen!r}: expected ADDR:PORT")
+    if not args.testbed.exists():
+        ap.error(f"--testbed {args.testbed}: no such file")
+
+    import uvicorn
+
+    from .api import create_app
+    from .core import Controller
+    from .errors import SppError
+    from .p4rt import P4RuntimeError
+    from .testbed import Testbed
+    from .thrift_api import ThriftError
+
+    run_dir = args.testbed.parent
+    db = args.db or run_dir / "spp.db"
+    token_file = args.admin_token_file or run_dir / "admin.token"
+    if token_file.exists():
+        token = token_file.read_text().strip()
+    else:
+        token = secrets.token_hex(16)
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+
+    ctl = Controller(Testbed.load(args.testbed), db)
+    try:
+        ctl.start()
+    except (SppError, P4RuntimeError, ThriftError, OSError) as e:
+        print(f"spp-controller: cannot bring the switches up: {e}", file=sys.stderr)
+        ctl.stop()
+        return 1
+    try:
+        uvicorn.run(create_app(ctl, token), host=host, port=int(port),
+                    log_level="warning", access_log=False)
+    finally:
+        ctl.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Periodic statistics (create_periodic and friends).
+
+A job reads one stats index of a fastpath every ``interval`` ms and stores
+the counters selected by ``flags`` into a ring buffer of ``size`` entries,
+overwriting the oldest when full, as the SPP does. Pull model: the slice
+fetches the vector with get_periodic. Push model: each new entry is also
+sent, as a JSON datagram, to UDP ``port`` on the slice host's management
+address, tagged with the job's callback so the slice library can dispatch.
+Jobs and their vectors live in the database, so they survive a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+
+from . import pipeline as pl
+from .errors import SppError
+from .rmp import STATS_ALL, Rmp, lowest_free, stats_view
+from .store import dumps, loads
+
+log = logging.getLogger(__name__)
+
+PULL, PUSH = "pull", "push"
+MIN_INTERVAL_MS = 100
+MAX_SIZE = 4096
+
+
+class Periodic:
+    """The periodic-statistics part of the slice API, and the thread running jobs."""
+
+    def __init__(self, rmp: Rmp):
+        self.rmp = rmp
+        self.store = rmp.store
+        self._stop = threading.Event()
+        self._thread = None
+        self._due: dict[tuple[int, int], float] = {}
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    # ---- slice API ----
+    def _job(self, sl, pid) -> dict:
+        row = self.store.one("SELECT * FROM periodic WHERE slice_id = ? AND pid = ?",
+                             sl["id"], pid)
+        if row is None:
+            raise SppError("ENOENT", f"no periodic job {pid}")
+        return row
+
+    def create_periodic(self, sl, fpid, index, flags, interval, size, model, port,
+                        callback) -> dict:
+        fp = self.rmp.fastpath(sl, fpid)
+        self.rmp._stats_index(fp, index)
+        if not 0 < flags <= STATS_ALL:
+            raise SppError("EINVAL", f"flags {flags:#x}: use bits 0x01 0x02 0x04 0x08")
+        if interval < MIN_INTERVAL_MS:
+            raise SppError("ERANGE", f"interval must be at least {MIN_INTERVAL_MS} ms")
+        if not 1 <= size <= MAX_SIZE:
+            raise SppError("ERANGE", f"vector size must be 1..{MAX_SIZE}")
+        if model == PUSH and not 0 < port < 65536:
+            raise SppError("EINVAL", "the push model needs a UDP port")
+        with self.rmp.lock, self.store.tx():
+            pid = lowest_free({r["pid"] for r in self.store.q(
+                "SELECT pid FROM periodic WHERE slice_id = ?", sl["id"])})
+            data = {"fpid": fpid, "index": index, "flags": flags, "interval": interval,
+                    "size": size, "model": model, "port": port, "callback": callback}
+            self.store.x("INSERT INTO periodic (slice_id, pid, fastpath_id, data) "
+                         "VALUES (?, ?, ?, ?)", sl["id"], pid, fp["id"], dumps(data))
+        return {"pid": pid, **data}
+
+    def delete_periodic(self, sl, pid):
+        self._job(sl, pid)
+        with self.rmp.lock, self.store.tx():
+            self.store.x("DELETE FROM periodic WHERE slice_id = ? AND pid = ?", sl["id"], pid)
+
+    def set_callback(self, sl, pid, callback) -> dict:
+        row = self._job(sl, pid)
+        data = loads(row["data"])
+        data["callback"] = callback
+        with self.rmp.lock, self.store.tx():
+            self.store.x("UPDATE periodic SET data = ? WHERE slice_id = ? AND pid = ?",
+                         dumps(data), sl["id"], pid)
+        return {"pid": pid, **data}
+
+    def get_periodic(self, sl, pid) -> dict:
+        row = self._job(sl, pid)
+        data = loads(row["data"])
+        samples = [loads(r["data"]) for r in self.store.q(
+            "SELECT data FROM samples WHERE slice_id = ? AND pid = ?", sl["id"], pid)]
+        samples.sort(key=lambda s: s["seq"])
+        return {"pid": pid, **data, "vector": samples}
+
+    # ---- the job runner ----
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="periodic", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._sock.close()
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            try:
+                self.tick(time.monotonic())
+            except Exception:  # noqa: BLE001 - one bad tick must not end the thread
+                log.exception("periodic stats tick failed")
+
+    def tick(self, now: float):
+        """Take a sample of every job that is due."""
+        with self.rmp.lock:
+            jobs = self.store.q(
+                "SELECT p.*, s.mgmt_addr, f.stats_base, f.npe FROM periodic p "
+                "JOIN slices s ON s.id = p.slice_id JOIN fastpaths f ON f.id = p.fastpath_id")
+        live = set()
+        for job in jobs:
+            key = (job["slice_id"], job["pid"])
+            live.add(key)
+            data = loads(job["data"])
+            due = self._due.setdefault(key, now)
+            if now < due:
+                continue
+            self._due[key] = due + data["interval"] / 1000.0
+            if self._due[key] < now:          # fell behind (switch down, ...): skip ahead
+                self._due[key] = now + data["interval"] / 1000.0
+            self._sample(job, data)
+        for key in set(self._due) - live:
+            del self._due[key]
+
+    def _sample(self, job, data):
+        scd = self.rmp.scds[job["npe"]]
+        g = job["stats_base"] + data["index"]
+        try:
+            pre = scd.read_counter(pl.Npe.STATS_PRE, g)
+            post = scd.read_counter(pl.Npe.STATS_POST, g)
+        except SppError as e:
+            log.debug("periodic job %s: %s", job["pid"], e.message)
+            return
+        seq = job["next_slot"]
+        sample = {"seq": seq, "time": time.time(), **stats_view(data["flags"], pre, post)}
+        with self.rmp.lock, self.store.tx():
+            if not self.store.one("SELECT 1 FROM periodic WHERE slice_id = ? AND pid = ?",
+                                  job["slice_id"], job["pid"]):
+                return                        # deleted meanwhile
+            self.store.x("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", job["slice_id"],
+                         job["pid"], seq % data["size"], dumps(sample))
+            self.store.x("UPDATE periodic SET next_slot = ? WHERE slice_id = ? AND pid = ?",
+                         seq + 1, job["slice_id"], job["pid"])
+        if data["model"] == PUSH:
+            msg = {"pid": job["pid"], "callback": data["callback"], "fpid": data["fpid"],
+                   "index": data["index"], **sample}
+            try:
+                self._sock.sendto(json.dumps(msg).encode(), (job["mgmt_addr"], data["port"]))
+            except OSError as e:
+                log.debug("periodic push to %s:%s: %s", job["mgmt_addr"], data["port"], e)

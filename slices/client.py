@@ -1,0 +1,218 @@
+"""The Slice-RMP library: the SPP slice API for programs on a slice host.
+
+Methods carry the SPP's function names and arguments; every failure raises
+``SppError`` with the SPP error code (``e.code``), its name (``e.name``:
+EINVAL, ENOENT, EQUOTA, ...) and a message.
+
+Without arguments, ``Slice()`` finds the controller and the slice's secret
+the way the testbed provides them on a slice host: the environment variables
+SPP_CONTROLLER (URL) and SPP_SECRET, or else the files ``controller`` and
+``secret`` in the slice's private directory /var/run/spp (SPP_DIR overrides
+the directory).
+
+>>> s = Slice()
+>>> fp = s.alloc_fastpath(bw=10_000, filters=16, queues=4, buffers=256, stats=16)
+>>> s.resrv_fpath_ifbw(fp["fpid"], ifn=1, bw=5_000)
+>>> mi = s.alloc_udp_tunnel(fp["fpid"], ifn=1, bw=5_000)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+DEFAULT_DIR = "/var/run/spp"
+
+STATS_PRE_PACKETS = 0x01
+STATS_PRE_BYTES = 0x02
+STATS_POST_PACKETS = 0x04
+STATS_POST_BYTES = 0x08
+STATS_ALL = 0x0F
+
+
+class SppError(Exception):
+    """A slice API call failed. ``code`` is the SPP error code (never 0)."""
+
+    def __init__(self, code: int, name: str, message: str):
+        super().__init__(f"{name} ({code}): {message}")
+        self.code = code
+        self.name = name
+        self.message = message
+
+
+def _setting(env: str, filename: str, directory: str | None) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env]
+    path = Path(directory or os.environ.get("SPP_DIR", DEFAULT_DIR)) / filename
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def mask_all(**fields) -> dict:
+    """A mask selecting the given key fields entirely: ``mask_all(dst_addr=1)``."""
+    full = {"meta_if": 0xFFFF, "dst_addr": "255.255.255.255", "src_addr": "255.255.255.255",
+            "protocol": 0xFF, "src_port": 0xFFFF, "dst_port": 0xFFFF}
+    return {f: full[f] for f, on in fields.items() if on}
+
+
+class Slice:
+    """A client of the controller's RMP for one slice."""
+
+    def __init__(self, controller: str | None = None, secret: str | None = None,
+                 spp_dir: str | None = None, timeout: float = 10.0,
+                 local_address: str | None = None):
+        self.controller = controller or _setting("SPP_CONTROLLER", "controller", spp_dir)
+        self.secret = secret or _setting("SPP_SECRET", "secret", spp_dir)
+        if not self.controller or not self.secret:
+            raise SppError(1, "EAUTH", "no controller URL or slice secret: set SPP_CONTROLLER "
+                           f"and SPP_SECRET, or provide {spp_dir or DEFAULT_DIR}/controller and "
+                           "/secret")
+        transport = httpx.HTTPTransport(retries=3, local_address=local_address)
+        self._http = httpx.Client(base_url=self.controller.rstrip("/"), timeout=timeout,
+                                  transport=transport,
+                                  headers={"Authorization": f"Bearer {self.secret}"})
+
+    def close(self):
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, function: str, **args):
+        """Call any slice API function by name; returns its result."""
+        try:
+            rep = self._http.post(f"/api/{function}", json=args)
+        except httpx.HTTPError as e:
+            raise SppError(12, "ESWITCH",
+                           f"controller {self.controller} unreachable: {e}") from None
+        try:
+            body = rep.json()
+        except ValueError:
+            raise SppError(3, "EINVAL", f"HTTP {rep.status_code}: {rep.text[:200]}") from None
+        if rep.status_code != 200 or body.get("code", 0) != 0:
+            raise SppError(body.get("code", 3), body.get("error", "EINVAL"),
+                           body.get("message", rep.text[:200]))
+        return body["result"]
+
+    # ---- fastpaths ----
+    def alloc_fastpath(self, bw, filters, queues, buffers, stats, sram=0, dram=0, copt="ipv4"):
+        """Allocate a fastpath; returns fpInfo (fpid, npe_addr, ld/exc/ret endpoints)."""
+        return self.call("alloc_fastpath", copt=copt, bw=bw, filters=filters, queues=queues,
+                         buffers=buffers, stats=stats, sram=sram, dram=dram)
+
+    def free_fastpath(self, fpid):
+        return self.call("free_fastpath", fpid=fpid)
+
+    # ---- interfaces ----
+    def get_interfaces(self):
+        return self.call("get_interfaces")
+
+    def get_ifn(self, addr):
+        return self.call("get_ifn", addr=addr)
+
+    def get_ifattrs(self, ifn):
+        return self.call("get_ifattrs", ifn=ifn)
+
+    def get_ifpeer(self, ifn):
+        return self.call("get_ifpeer", ifn=ifn)
+
+    def resrv_fpath_ifbw(self, fpid, ifn, bw):
+        return self.call("resrv_fpath_ifbw", fpid=fpid, ifn=ifn, bw=bw)
+
+    def reles_fpath_ifbw(self, fpid, ifn, bw):
+        return self.call("reles_fpath_ifbw", fpid=fpid, ifn=ifn, bw=bw)
+
+    # ---- meta-interfaces and endpoints ----
+    def alloc_udp_tunnel(self, fpid, ifn, bw, port=0):
+        """A meta-interface on interface ``ifn``; returns its number ``mi`` and endpoint."""
+        return self.call("alloc_udp_tunnel", fpid=fpid, ifn=ifn, port=port, bw=bw)
+
+    def free_udp_tunnel(self, fpid, mi):
+        return self.call("free_udp_tunnel", fpid=fpid, mi=mi)
+
+    def get_endpoint(self, fpid, mi):
+        return self.call("get_endpoint", fpid=fpid, mi=mi)
+
+    def alloc_endpoint(self, ifn, port=0, proto="udp", slice_port=0):
+        return self.call("alloc_endpoint", ifn=ifn, port=port, proto=proto, slice_port=slice_port)
+
+    def free_endpoint(self, eid):
+        return self.call("free_endpoint", eid=eid)
+
+    # ---- filters ----
+    def write_fltr(self, fpid, fid, key, mask, result, type=0):
+        """Install filter ``fid``: ``key``/``mask`` dicts of meta_if, dst_addr,
+        src_addr, protocol, src_port, dst_port; ``result`` a dict with action
+        forward (meta_if, nh_addr, nh_port, queue, stats), local (stats) or drop."""
+        return self.call("write_fltr", fpid=fpid, fid=fid, type=type, key=key, mask=mask,
+                         result=result)
+
+    def update_result(self, fpid, fid, result):
+        return self.call("update_result", fpid=fpid, fid=fid, result=result)
+
+    def get_fltr_byfid(self, fpid, fid):
+        return self.call("get_fltr_byfid", fpid=fpid, fid=fid)
+
+    def get_fltr_bykey(self, fpid, key, mask, type=0):
+        return self.call("get_fltr_bykey", fpid=fpid, type=type, key=key, mask=mask)
+
+    def lookup_fltr(self, fpid, key, type=0):
+        return self.call("lookup_fltr", fpid=fpid, type=type, key=key)
+
+    def rem_fltr_byfid(self, fpid, fid):
+        return self.call("rem_fltr_byfid", fpid=fpid, fid=fid)
+
+    def rem_fltr_bykey(self, fpid, key, mask, type=0):
+        return self.call("rem_fltr_bykey", fpid=fpid, type=type, key=key, mask=mask)
+
+    # ---- queues ----
+    def bind_queue(self, fpid, mi, queues):
+        return self.call("bind_queue", fpid=fpid, mi=mi, queues=list(queues))
+
+    def set_queue_params(self, fpid, qid, threshold, bw):
+        return self.call("set_queue_params", fpid=fpid, qid=qid, threshold=threshold, bw=bw)
+
+    def get_queue_params(self, fpid, qid):
+        return self.call("get_queue_params", fpid=fpid, qid=qid)
+
+    def get_queue_len(self, fpid, qid):
+        return self.call("get_queue_len", fpid=fpid, qid=qid)
+
+    # ---- statistics ----
+    def read_stats(self, fpid, index, flags=STATS_ALL):
+        return self.call("read_stats", fpid=fpid, index=index, flags=flags)
+
+    def clear_stats(self, fpid, index):
+        return self.call("clear_stats", fpid=fpid, index=index)
+
+    def create_periodic(self, fpid, index, interval, size, flags=STATS_ALL, model="pull",
+                        port=0, callback=""):
+        return self.call("create_periodic", fpid=fpid, index=index, flags=flags,
+                         interval=interval, size=size, model=model, port=port, callback=callback)
+
+    def delete_periodic(self, pid):
+        return self.call("delete_periodic", pid=pid)
+
+    def set_callback(self, pid, callback):
+        return self.call("set_callback", pid=pid, callback=callback)
+
+    def get_periodic(self, pid):
+        return self.call("get_periodic", pid=pid)
+
+    # ---- memory ----
+    def mem_write(self, fpid, offset, values):
+        return self.call("mem_write", fpid=fpid, offset=offset, values=list(values))
+
+    def mem_read(self, fpid, offset, count):
+        return self.call("mem_read", fpid=fpid, offset=offset, count=count)
+
+
+SPP_FUNCTIONS = tuple(name for name in vars(Slice) if not name.startswith("_")
+                      and name not in ("call", "close"))
