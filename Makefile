@@ -15,7 +15,7 @@ TOPO ?= mininet_topo/topologies/default.json
 P4_SRC := $(wildcard p4/include/*.p4 p4/include/control/*.p4)
 P4_OUT := p4/build/npe.json p4/build/npe.p4info.txtpb p4/build/lc.json p4/build/lc.p4info.txtpb
 
-.PHONY: help venv p4 p4-if-possible check-bmv2 run demo test pytest ptf bench clean
+.PHONY: help venv p4 p4-if-possible check check-bmv2 run demo test ptf bench clean
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# //'
@@ -37,6 +37,11 @@ p4:
 p4-if-possible:
 	@if command -v $(P4C) >/dev/null; then $(MAKE) --no-print-directory p4; \
 	 else echo "note: $(P4C) not found, using the committed p4/build/ outputs"; fi
+
+check:
+	@for t in simple_switch_grpc p4c-bm2-ss mn; do \
+	  printf '%-19s: %s\n' "$$( [ $$t = mn ] && echo mininet || echo $$t )" \
+	    "$$(command -v $$t || echo 'MISSING (see README, Prerequisites)')"; done
 
 check-bmv2:
 	@command -v simple_switch_grpc >/dev/null || { \

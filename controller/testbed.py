@@ -86,6 +86,8 @@ class Node:
 
 @dataclass
 class Testbed:
+    __test__ = False        # not a pytest class, whatever its name
+
     name: str
     nodes: list[Node]
 

@@ -69,7 +69,7 @@ class LiveNode:
             "lc": self.spec("lc", {0: "lc0", 1: "lc1", 2: "lc2", 3: "lc3", 4: "lc4"}, 9559, 9090),
             "npe": self.spec("npe", {0: "npe0"}, 9560, 9091),
         }
-        for name, spec in self.specs.items():
+        for name in self.specs:
             self.start_switch(name)
         ext0_mac, ext1_mac = ns.mac("ext0t"), ns.mac("ext1t")
         self.slice_macs = {"A": ns.mac("sliceA"), "B": ns.mac("sliceB")}

@@ -1,0 +1,103 @@
+"""Shared fixtures. Tests that need BMv2 or root skip, saying why, without them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+HAVE_BMV2 = shutil.which("simple_switch_grpc") is not None
+IS_ROOT = os.geteuid() == 0
+
+needs_bmv2 = pytest.mark.skipif(
+    not (HAVE_BMV2 and IS_ROOT),
+    reason=("BMv2 (simple_switch_grpc) is not installed: see README, Prerequisites"
+            if not HAVE_BMV2 else "needs root (network namespaces, veths)"))
+
+SLICE_A_MGMT, SLICE_B_MGMT = "127.0.0.2", "127.0.0.3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_node(tmp_path_factory):
+    from livenode import LiveNode
+    with LiveNode(tmp_path_factory.mktemp("node")) as node:
+        yield node
+
+
+class Rest:
+    """A controller serving REST on loopback, as `python -m controller` does."""
+
+    def __init__(self, ctl, token):
+        import uvicorn
+
+        from controller.api import create_app
+        self.ctl = ctl
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(ctl, token), host="127.0.0.1",
+                                                    port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("REST server did not start")
+            time.sleep(0.02)
+
+    def admin(self, method, path, **kw):
+        import httpx
+        return httpx.request(method, self.url + path, headers={"X-SPP-Admin": self.token}, **kw)
+
+    def create_slice(self, name, mgmt, data_addr, lc_port, mac, node="node1"):
+        rep = self.admin("POST", "/admin/slices", json={
+            "name": name, "node": node, "mgmt_addr": mgmt, "data_addr": data_addr,
+            "lc_port": lc_port, "mac": mac})
+        assert rep.status_code == 200, rep.text
+        return rep.json()["result"]["secret"]
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def controller(live_node, tmp_path):
+    """A fresh controller (empty database) on the live node's switches."""
+    from controller.core import Controller
+    ctl = Controller(live_node.testbed, tmp_path / "spp.db", monitor_interval=0.3)
+    ctl.start(monitor=False)
+    rest = Rest(ctl, "admin-secret")
+    yield rest
+    rest.stop()
+    ctl.stop()
+
+
+@pytest.fixture
+def slices(controller, live_node):
+    """Slice clients A and B, each calling from its own management address."""
+    from livenode import SLICE_A, SLICE_B
+
+    from slices.client import Slice
+    sa = controller.create_slice("a", SLICE_A_MGMT, SLICE_A, 2, live_node.slice_macs["A"])
+    sb = controller.create_slice("b", SLICE_B_MGMT, SLICE_B, 3, live_node.slice_macs["B"])
+    a = Slice(controller.url, sa, local_address=SLICE_A_MGMT)
+    b = Slice(controller.url, sb, local_address=SLICE_B_MGMT)
+    yield a, b
+    a.close()
+    b.close()
