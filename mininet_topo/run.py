@@ -1,0 +1,162 @@
+"""make run: an SPP testbed and a Mininet CLI with SPP commands.
+
+    sudo .venv/bin/python -m mininet_topo.run [--topo default|geni5|FILE]
+
+Brings up the topology's SPP nodes (a BMv2 line card and NPE each), the
+controller, and the sample slices (each slice host configures its IPv4
+meta-router over REST and runs its slow path), then opens Mininet's CLI.
+Besides Mininet's commands (h1 ping 10.1.2.1, h1 traceroute -n 10.1.2.1,
+xterm, ...), the CLI has:
+
+  slices                       slices and their hosts
+  fastpaths                    fastpaths: node, NPE, partitions, filters
+  filters SLICEHOST            the filters of a slice host's meta-router
+  stats SLICEHOST [INDEX ...]  read_stats, called on the slice host
+  spp SLICEHOST FUNCTION ARGS  any slice API call, from that slice host
+
+Leaving the CLI (exit or Ctrl-D) removes everything: hosts, links,
+switches, controller. After a crash, `make clean` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mininet.cli import CLI
+
+from .demo import spp_slice
+from .sppnet import SppNet, SppNetError
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    w = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    out = ["  ".join(f"{c:<{w[c]}}" for c in cols), "  ".join("-" * w[c] for c in cols)]
+    out += ["  ".join(f"{str(r.get(c, '')):<{w[c]}}" for c in cols) for r in rows]
+    return "\n".join(out)
+
+
+class SppCLI(CLI):
+    """Mininet's CLI with the SPP commands."""
+
+    prompt = "spp> "
+
+    def __init__(self, spp: SppNet, **kw):
+        self.spp = spp
+        CLI.__init__(self, spp.net, **kw)
+
+    def _slice_host(self, name: str) -> bool:
+        if name not in {sh.name for sh in self.spp.plan.slice_hosts}:
+            print(f"no slice host {name!r}; slice hosts: "
+                  + ", ".join(sh.name for sh in self.spp.plan.slice_hosts))
+            return False
+        return True
+
+    def do_slices(self, _line):
+        "List slices, their nodes, data and management addresses."
+        rows = self.spp.admin("GET", "/admin/slices")
+        hosts = {(sh.slice, sh.node): sh.name for sh in self.spp.plan.slice_hosts}
+        for r in rows:
+            r["host"] = hosts.get((r["name"], r["node"]), "")
+        print(table(rows, ["name", "node", "host", "data_addr", "mgmt_addr", "lc_port"]))
+
+    def do_fastpaths(self, _line):
+        "List fastpaths: slice, node, NPE, global id, partitions, filters in use."
+        rows = self.spp.admin("GET", "/admin/state")["fastpaths"]
+        for r in rows:
+            r["fpid"] = r["local_id"]
+            r["filters"] = f"{r['n_filters_used']}/{r['n_filters']}"
+            r["stats"] = f"[{r['stats_base']}, +{r['n_stats']})"
+            r["queues"] = f"[{r['queue_base']}, +{r['n_queues']})"
+        print(table(rows, ["slice", "node", "npe", "fpid", "gid", "filters", "n_meta_ifs",
+                           "stats", "queues", "bw_kbps"]))
+
+    def do_filters(self, line):
+        "filters SLICEHOST: the meta-router's filters (get_fltr_byfid on the slice host)."
+        host = line.strip()
+        if not self._slice_host(host):
+            return
+        rows = []
+        for f in self.spp.router_state(host)["filters"]:
+            got = spp_slice(self.spp, host, "get_fltr_byfid", fpid=1, fid=f["fid"])
+            if "error" in got:
+                print(got["error"])
+                return
+            res = got["result"]
+            rows.append({"fid": f["fid"], "type": got["type"],
+                         "key": " ".join(f"{k}={v}" for k, v in got["key"].items()) or "*",
+                         "mask": " ".join(f"{k}={v}" for k, v in got["mask"].items()) or "*",
+                         "result": res["action"] + (f" mi={res['meta_if']} -> {res['nh_addr']}:"
+                                                    f"{res['nh_port']} q={res['queue']}"
+                                                    if res["action"] == "forward" else ""),
+                         "stats": res["stats"]})
+        print(table(rows, ["fid", "type", "key", "mask", "result", "stats"]))
+
+    def do_stats(self, line):
+        "stats SLICEHOST [INDEX ...]: read_stats on the slice host (default: every filter's)."
+        args = line.split()
+        if not args or not self._slice_host(args[0]):
+            return
+        state = self.spp.router_state(args[0])
+        names = {f["stats"]: f.get("prefix") or f"substrate {f.get('substrate')}"
+                 for f in state["filters"]}
+        indices = [int(a) for a in args[1:]] or sorted(names)
+        rows = []
+        for i in indices:
+            st = spp_slice(self.spp, args[0], "read_stats", fpid=1, index=i)
+            rows.append({"index": i, "filter": names.get(i, ""), **st})
+        print(table(rows, ["index", "filter", "pre_packets", "pre_bytes", "post_packets",
+                           "post_bytes", "error"]))
+
+    def do_spp(self, line):
+        "spp SLICEHOST FUNCTION [name=value ...]: any slice API call, from the slice host."
+        args = line.split()
+        if len(args) < 2 or not self._slice_host(args[0]):
+            print("usage: spp SLICEHOST FUNCTION [name=value ...]")
+            return
+        kw = {}
+        for a in args[2:]:
+            k, _, v = a.partition("=")
+            try:
+                kw[k] = json.loads(v)
+            except ValueError:
+                kw[k] = v
+        print(json.dumps(spp_slice(self.spp, args[0], args[1], **kw), indent=2))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--topo", default="default",
+                    help="topology name or file (default: %(default)s)")
+    ap.add_argument("--tunnel", choices=("fou", "tun"), help="force the end-host tunnel kind")
+    ap.add_argument("--no-slices", action="store_true", help="no sample slices")
+    ap.add_argument("--pcap", action="store_true", help="pcaps of every switch port")
+    ap.add_argument("--debug", action="store_true", help="BMv2 per-packet trace in switch logs")
+    args = ap.parse_args(argv)
+    try:
+        with SppNet(args.topo, tunnel=args.tunnel, slices=not args.no_slices, pcap=args.pcap,
+                    debug=args.debug) as spp:
+            print(f"SPP testbed {spp.spec.name} up in {spp.timings['ready']:.1f} s "
+                  f"(logs: {spp.run_dir})")
+            for n in spp.notes:
+                print(f"note: {n}")
+            if spp.with_slices:
+                hosts = list(spp.plan.hosts.values())
+                a, b = hosts[0], hosts[-1]
+                print(f"try: {a.name} ping {b.tunnels[0]['overlay_addr']}    "
+                      f"{a.name} traceroute -n {b.tunnels[0]['overlay_addr']}    "
+                      f"fastpaths    stats {spp.plan.slice_hosts[0].name}")
+            SppCLI(spp)
+    except SppNetError as e:
+        print(f"run: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

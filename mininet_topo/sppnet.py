@@ -1,0 +1,316 @@
+"""A running SPP testbed: Mininet network, BMv2 switches, controller, slices.
+
+    with SppNet("default") as spp:      # brings everything up, tears it all down
+        spp.net["h1"].cmd("ping -c 3 10.1.2.1")
+
+Everything a run writes goes to ``run/<topology>/``: the controller's
+testbed description, database, admin token and log; each switch's log (and
+pcaps with ``pcap=True``); each slice host's private /var/run/spp and the
+logs of its programs; pid files that ``make clean`` uses after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .bmv2 import Bmv2Error, find_bmv2
+from .overlay import Tunnel, kernel_features, tunnel_mode
+from .topology import (
+    CONTROLLER_ADDR,
+    CONTROLLER_PORT,
+    LC_NPE_PORT,
+    MGMT_PLEN,
+    Plan,
+    TopologySpec,
+    plan,
+    testbed_dict,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "run"
+log = logging.getLogger("spp")
+
+
+class SppNetError(Exception):
+    """The testbed could not be brought up; the message says what to do."""
+
+
+def preflight():
+    if os.geteuid() != 0:
+        raise SppNetError("the testbed needs root (Mininet): run it with sudo")
+    try:
+        find_bmv2()
+    except Bmv2Error as e:
+        raise SppNetError(str(e)) from None
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError:
+        raise SppNetError("Mininet is not installed: apt-get install mininet (its Python "
+                          "package lives in /usr/bin/python3; make venv sees it)") from None
+    for tool in ("socat", "brctl", "tc"):
+        if shutil.which(tool) is None:
+            raise SppNetError(f"{tool} not found: apt-get install socat bridge-utils iproute2")
+
+
+class SppNet:
+    """Bring up a topology file as a testbed; ``stop()`` removes all of it."""
+
+    def __init__(self, topo, run_dir: Path | None = None, tunnel: str | None = None,
+                 debug: bool = False, pcap: bool = False, slices: bool = True):
+        self.spec = TopologySpec.load(topo)
+        self.plan: Plan = plan(self.spec)
+        self.run_dir = Path(run_dir or RUN / self.spec.name)
+        self.forced_tunnel = tunnel
+        self.debug, self.pcap, self.with_slices = debug, pcap, slices
+        self.net = None
+        self.root = None
+        self.controller: subprocess.Popen | None = None
+        self.procs: list[tuple[object, subprocess.Popen]] = []
+        self.secrets: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.url = f"http://{CONTROLLER_ADDR}:{CONTROLLER_PORT}"
+        self.admin_token = secrets.token_hex(16)
+        self.timings: dict[str, float] = {}
+
+    # ---- lifecycle ----
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        t0 = time.monotonic()
+        preflight()
+        from .cleanup import cleanup_run_dir
+        cleanup_run_dir(self.run_dir)            # what a crashed run left
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("spp.db", "spp.db-wal", "spp.db-shm", "admin.token"):
+            (self.run_dir / stale).unlink(missing_ok=True)
+        (self.run_dir / "pids").mkdir(exist_ok=True)
+        features = kernel_features()
+        self.tunnel_mode = tunnel_mode(self.forced_tunnel)
+        self.netem = features["netem"]
+        if not self.netem and self._wants_netem():
+            self.notes.append("this kernel has no netem: link delay and loss in the topology "
+                              "are NOT applied (bandwidth limits are)")
+        self.notes.append(f"end-host tunnels: {self.tunnel_mode} "
+                          f"({'ip fou + ipip' if self.tunnel_mode == 'fou' else 'TUN + socat'})")
+        try:
+            self._build()
+            self.timings["network"] = time.monotonic() - t0
+            self._start_controller()
+            self.timings["controller"] = time.monotonic() - t0
+            if self.with_slices:
+                self._create_slices()
+                self._start_tunnels()
+                self._start_routers()
+            self.timings["ready"] = time.monotonic() - t0
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wants_netem(self) -> bool:
+        return any(x.delay_ms or x.loss_pct for x in self.spec.links + self.spec.hosts)
+
+    def _link_params(self, x) -> dict:
+        # tbf rather than Mininet's default htb: same limit, no quantum warnings.
+        params = {"bw": x.bw_mbps, "use_tbf": True}
+        if self.netem:
+            if x.delay_ms:
+                params["delay"] = f"{x.delay_ms}ms"
+            if x.loss_pct:
+                params["loss"] = x.loss_pct
+        return params
+
+    def _build(self):
+        from mininet.link import Link, TCLink
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Node
+        from mininet.nodelib import LinuxBridge
+
+        from .nodes import Bmv2Switch, SppHost
+
+        setLogLevel("error")
+        p = self.plan
+        net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
+                      waitConnected=False)
+        self.net = net
+        for node in p.nodes.values():
+            for name, g, t in ((node.lc, node.lc_grpc, node.lc_thrift),
+                               (node.npe, node.npe_grpc, node.npe_thrift)):
+                net.addSwitch(name, cls=Bmv2Switch, grpc_port=g, thrift_port=t,
+                              run_dir=self.run_dir, pcap=self.pcap, debug=self.debug)
+            net.addLink(node.npe, node.lc, port1=LC_NPE_PORT, port2=LC_NPE_PORT, cls=Link,
+                        addr1=node.npe_mac, addr2=node.lc_npe_mac)
+        for hs in self.spec.hosts:
+            h = p.hosts[hs.name]
+            node = p.nodes[h.node]
+            iface = next(i for i in node.interfaces if i.neighbor == h.name)
+            net.addHost(h.name, cls=SppHost, ip=f"{h.addr}/24", mac=h.mac,
+                        defaultRoute=f"via {h.gateway}")
+            net.addLink(h.name, node.lc, port2=iface.lc_port, cls=TCLink, addr1=h.mac,
+                        addr2=iface.mac, **self._link_params(hs))
+        for li, ls in enumerate(self.spec.links, start=1):
+            a, b = p.nodes[ls.a], p.nodes[ls.b]
+            ia = next(i for i in a.interfaces if i.peering and i.link == li)
+            ib = next(i for i in b.interfaces if i.peering and i.link == li)
+            net.addLink(a.lc, b.lc, port1=ia.lc_port, port2=ib.lc_port, cls=TCLink,
+                        addr1=ia.mac, addr2=ib.mac, **self._link_params(ls))
+        mgmt = net.addSwitch("sppmgmt", cls=LinuxBridge, dpid="1")
+        for sh in p.slice_hosts:
+            node = p.nodes[sh.node]
+            net.addHost(sh.name, cls=SppHost, spp_dir=self.run_dir / sh.name,
+                        ip=f"{sh.data_addr}/24", mac=sh.mac, defaultRoute=f"via {node.gpe_gateway}")
+            net.addLink(sh.name, node.lc, port2=sh.lc_port, cls=Link, addr1=sh.mac,
+                        addr2=node.gpe_mac)
+            net.addLink(sh.name, mgmt, cls=Link)
+        self.root = Node("sppctl", inNamespace=False)
+        link = net.addLink(self.root, mgmt, cls=Link, intfName1="sppmgmt0")
+        net.build()
+        self.root.setIP(f"{CONTROLLER_ADDR}/{MGMT_PLEN}", intf=link.intf1)
+        for sh in p.slice_hosts:
+            net[sh.name].setIP(f"{sh.mgmt_addr}/{MGMT_PLEN}", intf=f"{sh.name}-eth1")
+        net.start()
+        self.testbed_path = self.run_dir / "testbed.json"
+        self.testbed_path.write_text(json.dumps(testbed_dict(p), indent=2) + "\n")
+
+    def _start_controller(self):
+        token_file = self.run_dir / "admin.token"
+        token_file.write_text(self.admin_token + "\n")
+        token_file.chmod(0o600)
+        log_file = self.run_dir / "controller.log"
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
+             "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
+             "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
+            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=open(self.run_dir / "controller.err", "w"))
+        (self.run_dir / "pids" / "controller.pid").write_text(f"{self.controller.pid}\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.controller.poll() is not None:
+                err = (self.run_dir / "controller.err").read_text()[-2000:]
+                raise SppNetError(f"the controller exited: {err}\n(see {log_file})")
+            try:
+                up = httpx.get(f"{self.url}/health", timeout=1).json()["result"]["switches"]
+                if all(up.values()):
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise SppNetError(f"the controller did not come up in 60 s (see {log_file})")
+
+    def admin(self, method: str, path: str, **kw):
+        rep = httpx.request(method, self.url + path, headers={"X-SPP-Admin": self.admin_token},
+                            timeout=30, **kw)
+        body = rep.json()
+        if rep.status_code != 200:
+            raise SppNetError(f"controller: {body.get('error')}: {body.get('message')}")
+        return body["result"]
+
+    def _create_slices(self):
+        for sh in self.plan.slice_hosts:
+            res = self.admin("POST", "/admin/slices", json={
+                "name": sh.slice, "node": sh.node, "mgmt_addr": sh.mgmt_addr,
+                "data_addr": sh.data_addr, "lc_port": sh.lc_port, "mac": sh.mac})
+            self.secrets[sh.name] = res["secret"]
+            d = self.run_dir / sh.name
+            (d / "controller").write_text(self.url + "\n")
+            (d / "secret").write_text(res["secret"] + "\n")
+            (d / "secret").chmod(0o600)
+            (d / "router.json").write_text(json.dumps(sh.router, indent=2) + "\n")
+
+    def popen(self, host, args: list[str], log_name: str) -> subprocess.Popen:
+        """A long-running program in a Mininet host, logged in the run directory."""
+        name = f"{host.name}-{log_name}"
+        with open(self.run_dir / name, "w") as out:
+            env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+            p = host.popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
+        self.procs.append((host, p))
+        (self.run_dir / "pids" / f"{name}.pid").write_text(f"{p.pid}\n")
+        return p
+
+    def _start_tunnels(self):
+        for h in self.plan.hosts.values():
+            host = self.net[h.name]
+            for t in h.tunnels:
+                tun = Tunnel(**{k: v for k, v in t.items() if k != "slice"})
+                if self.tunnel_mode == "fou":
+                    for cmd in tun.fou_commands():
+                        host.cmd(cmd)
+                    continue
+                self.popen(host, tun.socat_command(), f"socat-{tun.dev}.log")
+                deadline = time.monotonic() + 10
+                while f"{tun.dev}:" not in host.cmd(f"ip -o link show dev {tun.dev}"):
+                    if time.monotonic() > deadline:
+                        raise SppNetError(f"{h.name}: socat did not create {tun.dev}")
+                    time.sleep(0.05)
+                for cmd in tun.tun_commands():
+                    host.cmd(cmd)
+
+    def _start_routers(self):
+        """Each slice host configures its meta-router over REST, then runs its slow path."""
+        starts = []
+        for sh in self.plan.slice_hosts:
+            p = self.popen(self.net[sh.name], [sys.executable, "-m", "slices.samples.ipv4_router"],
+                           "router.log")
+            starts.append((sh, p))
+        for sh, p in starts:
+            try:
+                rc = p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                rc = None
+            if rc != 0:
+                logf = self.run_dir / f"{sh.name}-router.log"
+                raise SppNetError(f"{sh.name}: ipv4_router failed (rc {rc}): "
+                                  f"{logf.read_text()[-1500:] if logf.exists() else ''}")
+            self.popen(self.net[sh.name], [sys.executable, "-m", "slices.samples.slowpath"],
+                       "slowpath.log")
+
+    def router_state(self, slice_host: str) -> dict:
+        return json.loads((self.run_dir / slice_host / "router.state.json").read_text())
+
+    def slice_hosts(self, slice_name: str | None = None):
+        return [sh for sh in self.plan.slice_hosts if slice_name in (None, sh.slice)]
+
+    def stop(self):
+        for _host, p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                    p.wait(timeout=5)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    p.kill()
+        self.procs.clear()
+        if self.controller is not None:
+            if self.controller.poll() is None:
+                os.killpg(self.controller.pid, signal.SIGTERM)
+                try:
+                    self.controller.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.controller.pid, signal.SIGKILL)
+            self.controller = None
+        if self.net is not None:
+            try:
+                self.net.stop()
+            finally:
+                self.net = None
+        if self.root is not None:
+            self.root.terminate()
+            self.root = None
+        from .cleanup import cleanup_run_dir
+        cleanup_run_dir(self.run_dir)
