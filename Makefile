@@ -33,6 +33,7 @@ p4:
 	@command -v $(P4C) >/dev/null || { echo "$(P4C) not found: install p4c (see README, Prerequisites)"; exit 1; }
 	$(P4C) --arch v1model --std p4-16 -o p4/build/npe.json --p4runtime-files p4/build/npe.p4info.txtpb p4/npe.p4
 	$(P4C) --arch v1model --std p4-16 -o p4/build/lc.json --p4runtime-files p4/build/lc.p4info.txtpb p4/lc.p4
+	$(P4C) --arch v1model --std p4-16 -o bench/p4/build/minimal.json --p4runtime-files bench/p4/build/minimal.p4info.txtpb bench/p4/minimal.p4
 
 p4-if-possible:
 	@if command -v $(P4C) >/dev/null; then $(MAKE) --no-print-directory p4; \

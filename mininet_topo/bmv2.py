@@ -49,8 +49,9 @@ class SwitchSpec:
     """How to start one switch.
 
     ``ports`` maps BMv2 port numbers to interface names. ``log_file`` gets
-    the switch's console log; with ``debug`` it holds BMv2's per-packet
-    trace (slow: for debugging P4, not for measuring).
+    the switch's console log: warnings and errors by default, BMv2's
+    per-packet trace with ``debug`` (slow: for debugging P4), nothing but
+    start-up lines with ``quiet`` (no logger at all: for measuring).
     """
 
     name: str
@@ -61,6 +62,7 @@ class SwitchSpec:
     log_file: Path | None = None
     pcap_dir: Path | None = None
     debug: bool = False
+    quiet: bool = False
     extra_args: list[str] = field(default_factory=list)
 
     @property
@@ -74,7 +76,7 @@ class SwitchSpec:
             cmd += ["-i", f"{num}@{intf}"]
         if self.debug:
             cmd += ["--log-console", "--log-level", "debug"]
-        else:
+        elif not self.quiet:
             cmd += ["--log-console", "--log-level", "warn"]
         if self.pcap_dir:
             cmd += ["--pcap", str(self.pcap_dir)]
