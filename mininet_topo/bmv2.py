@@ -76,7 +76,11 @@ class SwitchSpec:
             cmd += ["-i", f"{num}@{intf}"]
         if self.debug:
             cmd += ["--log-console", "--log-level", "debug"]
-        elif not self.quiet:
+        elif self.quiet:
+            # No logger is not enough: BMv2's default level (trace) still
+            # formats every message for its null sink.
+            cmd += ["--log-level", "off"]
+        else:
             cmd += ["--log-console", "--log-level", "warn"]
         if self.pcap_dir:
             cmd += ["--pcap", str(self.pcap_dir)]

@@ -293,7 +293,7 @@ def plan(spec: TopologySpec) -> Plan:
                       "overlay": sl.overlay, "meta_ifs": meta_ifs, "routes": routes,
                       "fastpath": {"bw": sl.mi_bw_kbps * max(1, len(meta_ifs)),
                                    "filters": 4 * (len(routes) + len(meta_ifs)) + 8,
-                                   "queues": max(1, len(meta_ifs)), "buffers": 1024,
+                                   "queues": max(1, len(meta_ifs)), "buffers": 256,
                                    "stats": len(routes) + len(meta_ifs) + 2,
                                    "sram": 64, "dram": 0}}
             slice_hosts.append(SliceHostPlan(

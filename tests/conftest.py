@@ -34,7 +34,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def live_node(tmp_path_factory):
-    from livenode import LiveNode
+    from mininet_topo.livenode import LiveNode
     with LiveNode(tmp_path_factory.mktemp("node")) as node:
         yield node
 
@@ -91,8 +91,7 @@ def controller(live_node, tmp_path):
 @pytest.fixture
 def slices(controller, live_node):
     """Slice clients A and B, each calling from its own management address."""
-    from livenode import SLICE_A, SLICE_B
-
+    from mininet_topo.livenode import SLICE_A, SLICE_B
     from slices.client import Slice
     sa = controller.create_slice("a", SLICE_A_MGMT, SLICE_A, 2, live_node.slice_macs["A"])
     sb = controller.create_slice("b", SLICE_B_MGMT, SLICE_B, 3, live_node.slice_macs["B"])

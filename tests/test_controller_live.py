@@ -11,7 +11,6 @@ import time
 import httpx
 import pytest
 from conftest import SLICE_A_MGMT, SLICE_B_MGMT, needs_bmv2
-from livenode import END_HOST, IF1, LC_IF1_MAC, NPE_ADDR, SLICE_A
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -20,6 +19,7 @@ from controller import pipeline as pl
 from controller.core import Controller
 from controller.p4rt import Entry
 from controller.scd import node_intent
+from mininet_topo.livenode import END_HOST, IF1, LC_IF1_MAC, NPE_ADDR, SLICE_A
 from slices.client import Slice, SppError
 
 pytestmark = needs_bmv2

@@ -1,4 +1,5 @@
-"""A live SPP node for tests: real BMv2 switches in a private namespace.
+"""A live SPP node without Mininet: real BMv2 switches in a private namespace,
+for tests and benchmarks.
 
     LC port 0 -- ext0t   end-host side of interface 1 (192.168.1.1/24)
     LC port 1 -- NPE port 0
@@ -25,6 +26,7 @@ from controller.testbed import Interface, Node, Npe, Route, Switch, Testbed
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
 from mininet_topo.netns import Namespace
 
+ROOT = Path(__file__).resolve().parent.parent
 LC_IF1_MAC, LC_IF2_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 LC_NPE_MAC, NPE_MAC = "02:00:00:00:01:01", "02:00:00:00:01:02"
 GPE_MAC = "02:00:00:00:02:01"
@@ -102,7 +104,7 @@ class LiveNode:
     def scapy(self, code: str, timeout: float = 30) -> str:
         """Run scapy code inside the namespace; returns its stdout."""
         prog = "from scapy.all import *\nconf.verb = 0\n" + textwrap.dedent(code)
-        out = self.ns.run("env", f"PYTHONPATH={Path(__file__).resolve().parent.parent}",
+        out = self.ns.run("env", f"PYTHONPATH={ROOT}",
                           sys.executable, "-c", prog, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"scapy in namespace failed:\n{out.stderr}")

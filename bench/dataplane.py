@@ -1,0 +1,332 @@
+"""Data-plane benchmark: the same generator, the same sink, four forwarders.
+
+  kernel     (a) the end hosts joined by Linux IP forwarding (no BMv2): the
+                 ceiling of this set-up
+  minimal    (b) BMv2 running bench/p4/minimal.p4 (one table, port to port)
+  fastpath   (c) BMv2 running npe.p4: tunnel in, filter, queue, tunnel out
+  slowpath   (d) npe.p4 delivering the flow to a slice host, whose user-space
+                 program (slices/samples/slowpath.py) sends it back with a
+                 forwarding key
+
+Generator: tcpreplay, sending pre-built frames from a private namespace;
+sink: the receive counter of a veth in that namespace. Throughput: offered
+at tcpreplay's top speed for a few seconds, measured as the receive rate in
+the steady middle of the window. Latency: one way, at 200 packets/s, from
+kernel timestamps (tcpdump) on the generator's and the sink's interfaces,
+matched by a sequence number in the payload. Frame sizes are those of the
+end hosts' packets; in the tunnel cases (c, d) the frames on the wire carry
+28 bytes more (outer IPv4 + UDP), as a tunnelled overlay packet would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+from scapy.utils import rdpcap, wrpcap
+
+from controller import pipeline as pl
+from controller import scd as tr
+from controller.p4rt import Entry, Pipeline, SwitchConnection
+from controller.testbed import Interface, Node, Npe, Switch
+from mininet_topo.bmv2 import SwitchSpec, wait_ready
+from mininet_topo.netns import Namespace
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (64, 512, 1400)
+CASES = {
+    "kernel": "(a) kernel forwarding",
+    "minimal": "(b) BMv2 minimal.p4",
+    "fastpath": "(c) NPE fastpath",
+    "slowpath": "(d) NPE + slow path",
+}
+MARK = b"SPPB"
+GEN_SRC, GEN_DST = "10.0.0.1", "10.0.9.1"
+IF1, END, NH = "192.168.1.1", "192.168.1.100", "192.168.9.1"
+NPE_ADDR, SLICE_ADDR, GW = "10.0.1.2", "10.0.2.10", "10.0.2.1"
+NPE_MAC = "02:00:00:00:0b:01"
+MI_IN, MI_OUT, NH_PORT, RET_PORT, LD_PORT, EXC_PORT = 20001, 20002, 30000, 40000, 50000, 50001
+
+
+def payload(size: int, seq: int, overhead: int) -> bytes:
+    n = max(size - overhead, 8)
+    return (MARK + seq.to_bytes(4, "big")).ljust(n, b"\0")
+
+
+def plain_frame(size: int, seq: int, dst_mac: str) -> bytes:
+    """An end host's UDP packet of ``size`` bytes (Ethernet frame, no FCS)."""
+    return bytes(Ether(dst=dst_mac, src="02:00:00:00:0a:01") / IP(src=GEN_SRC, dst=GEN_DST)
+                 / UDP(sport=7000, dport=7001) / Raw(payload(size, seq, 42)))
+
+
+def tunnel_frame(size: int, seq: int) -> bytes:
+    """The same packet inside the meta-interface's UDP tunnel."""
+    inner = (IP(src="10.1.1.1", dst="10.1.2.1") / UDP(sport=7000, dport=7001)
+             / Raw(payload(size, seq, 42)))
+    return bytes(Ether(dst=NPE_MAC, src="02:00:00:00:0a:01") / IP(src=END, dst=IF1)
+                 / UDP(sport=45000, dport=MI_IN, chksum=0) / inner)
+
+
+def seq_of(frame: bytes) -> int | None:
+    i = frame.find(MARK)
+    return int.from_bytes(frame[i + 4:i + 8], "big") if i >= 0 else None
+
+
+class Setup:
+    """One forwarder between the generator (gen0) and the sink (sink0)."""
+
+    def __init__(self, case: str, workdir: Path):
+        self.case = case
+        self.next_seq = 1_000_000           # latency probes: never a throughput frame's
+        self.workdir = workdir
+        self.ns = Namespace("spp-bench-dp")
+        self.others: list[Namespace] = []
+        self.switch_pid: int | None = None
+
+    def __enter__(self):
+        self.ns.__enter__()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for ns in self.others:
+            ns.close()
+        self.ns.close()
+
+    def _build(self):
+        ns = self.ns
+        ns.veth("gen0", "swA")
+        ns.veth("sink0", "swB")
+        for intf in ("gen0", "sink0"):
+            ns.run("ethtool", "-K", intf, "tx", "off", "rx", "off", check=False)
+        self.sink_mac = ns.mac("sink0")
+        if self.case == "kernel":
+            fwd = Namespace("spp-bench-fwd").__enter__()
+            self.others.append(fwd)
+            for intf, addr in (("swA", "10.0.0.254/24"), ("swB", "10.0.9.254/24")):
+                ns.run("ip", "link", "set", intf, "netns", fwd.name)
+                fwd.run("ip", "addr", "add", addr, "dev", intf)
+                fwd.run("ip", "link", "set", intf, "up")
+            fwd.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            fwd.run("ip", "neigh", "add", GEN_DST, "lladdr", self.sink_mac, "dev", "swB")
+            self.dst_mac = fwd.mac("swA")
+            return
+        ports = {0: "swA", 1: "swB"}
+        if self.case == "slowpath":
+            ns.veth("swS", "gpe0")
+            ports[2] = "swS"
+        ns.link_to_root("sppmb0", "mgmt0", "10.251.0.1/30", "10.251.0.2/30")
+        program = "minimal" if self.case == "minimal" else "npe"
+        spec = SwitchSpec(program, ports, 9559, 9090, log_file=self.workdir / f"{program}.log",
+                          quiet=True)
+        cmd = spec.command()
+        cmd[cmd.index("--grpc-server-addr") + 1] = "10.251.0.2:9559"
+        proc = ns.popen(cmd, spec.log_file)
+        wait_ready(spec, lambda: proc.poll() is None,
+                   probe=lambda port: ns.probe(port, "10.251.0.2"))
+        self.switch_pid = proc.pid          # ip netns exec execs the switch itself
+        if program == "minimal":
+            pipe = Pipeline(str(ROOT / "bench/p4/build/minimal.p4info.txtpb"),
+                            str(ROOT / "bench/p4/build/minimal.json"))
+            entries = [Entry.make("MinIngress.port_fwd", {"port": 0}, "MinIngress.forward",
+                                  {"port": 1})]
+            self.dst_mac = self.sink_mac
+        else:
+            pipe = pl.npe_pipeline()
+            entries = self._npe_entries()
+        with SwitchConnection("10.251.0.2:9559", pipe) as conn:
+            conn.set_pipeline()
+            conn.insert(entries)
+        if self.case == "slowpath":
+            self._start_slowpath()
+
+    def _npe_entries(self) -> list[Entry]:
+        """The NPE as the controller's SCD would program it (scd.py's translation)."""
+        ns = self.ns
+        npe = Npe("npe", "", 0, addr=NPE_ADDR, port=1, mac=NPE_MAC, lc_mac=self.sink_mac)
+        node = Node("bench", Switch("lc", "", 0), [npe],
+                    [Interface(1, IF1, 0, NPE_MAC, 10_000_000)])
+        fp = {"gid": 1, "local_id": 1, "stats_base": 0, "n_stats": 4, "queue_base": 0,
+              "n_queues": 2, "ret_port": RET_PORT, "ld_port": LD_PORT, "exc_port": EXC_PORT}
+        sl = {"data_addr": SLICE_ADDR}
+        entries = tr.npe_base_entries(node, npe) + tr.fastpath_entries(fp, sl, npe)
+        for mi, port in ((1, MI_IN), (2, MI_OUT)):
+            entries += tr.meta_if_entries(fp, {"mi": mi, "ifn": 1, "addr": IF1, "port": port},
+                                          node, npe)[0]
+        fwd = {"action": "forward", "meta_if": 2, "nh_addr": NH, "nh_port": NH_PORT,
+               "queue": 0, "stats": 1}
+        general = fwd if self.case == "fastpath" else {"action": "local", "stats": 1}
+        entries.append(tr.filter_entry(fp, 10, {"type": 0, "key": {"dst_addr": "10.1.0.0"},
+                                                "mask": {"dst_addr": "255.255.0.0"},
+                                                "result": general}))
+        entries.append(tr.filter_entry(fp, 1000, {"type": 1, "key": {"src_port": MI_OUT},
+                                                  "mask": {"src_port": 0xFFFF},
+                                                  "result": dict(fwd, stats=2)}))
+        if self.case == "slowpath":
+            entries.append(pl.npe_route("10.0.2.0", 24, 2, NPE_MAC, ns.mac("gpe0")))
+        return entries
+
+    def _start_slowpath(self):
+        gpe = Namespace("spp-bench-gpe").__enter__()
+        self.others.append(gpe)
+        self.ns.run("ip", "link", "set", "gpe0", "netns", gpe.name)
+        gpe.run("ip", "addr", "add", f"{SLICE_ADDR}/24", "dev", "gpe0")
+        gpe.run("ip", "link", "set", "gpe0", "up")
+        gpe.run("ethtool", "-K", "gpe0", "tx", "off", "rx", "off", check=False)
+        gpe.run("ip", "neigh", "add", GW, "lladdr", NPE_MAC, "dev", "gpe0")
+        gpe.run("ip", "route", "add", "default", "via", GW)
+        state = {"router_addr": "10.1.255.1",
+                 "fpinfo": {"fpid": 1,
+                            "ld_endpoint": {"addr": SLICE_ADDR, "port": LD_PORT},
+                            "exc_endpoint": {"addr": SLICE_ADDR, "port": EXC_PORT},
+                            "ret_endpoint": {"addr": NPE_ADDR, "port": RET_PORT}},
+                 "meta_ifs": {"out": {"mi": 2, "port": MI_OUT, "nh_addr": NH,
+                                      "nh_port": NH_PORT}},
+                 "routes": [{"prefix": "10.1.0.0/16", "via": "out"}]}
+        path = self.workdir / "slowpath.state.json"
+        path.write_text(json.dumps(state))
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = gpe.popen([sys.executable, "-m", "slices.samples.slowpath", "--state", str(path)],
+                      self.workdir / "slowpath.log", env=env)
+        deadline = time.monotonic() + 20
+        while "listening" not in (self.workdir / "slowpath.log").read_text():
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("slow path did not start: "
+                                   + (self.workdir / "slowpath.log").read_text()[-500:])
+            time.sleep(0.1)
+
+    def frame(self, size: int, seq: int) -> bytes:
+        if self.case in ("kernel", "minimal"):
+            return plain_frame(size, seq, self.dst_mac)
+        return tunnel_frame(size, seq)
+
+    def rx(self) -> int:
+        return int(self.ns.run("cat", "/sys/class/net/sink0/statistics/rx_packets").stdout)
+
+    def throughput(self, size: int, seconds: float = 3.0) -> dict:
+        self.drain()
+        pcap = self.workdir / f"tp-{self.case}-{size}.pcap"
+        wrpcap(str(pcap), [Ether(self.frame(size, i)) for i in range(256)])
+        samples = []
+        t0 = time.monotonic()
+        gen = subprocess.Popen(["ip", "netns", "exec", self.ns.name, "tcpreplay", "-q", "-K",
+                                "--topspeed", "--loop=0", f"--duration={seconds:g}", "-i", "gen0",
+                                str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+        while gen.poll() is None:
+            samples.append((time.monotonic() - t0, self.rx()))
+            time.sleep(0.05)
+        out = gen.stdout.read()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            samples.append((time.monotonic() - t0, self.rx()))
+            time.sleep(0.05)
+        sent = re.search(r"Actual: (\d+) packets", out)
+        lo, hi = seconds * 0.25, seconds * 0.85          # the steady middle
+        a = min(samples, key=lambda s: abs(s[0] - lo))
+        b = min(samples, key=lambda s: abs(s[0] - hi))
+        pps = (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
+        return {"pps": pps, "mbps": pps * size * 8 / 1e6,
+                "offered_pps": int(sent.group(1)) / seconds if sent else None,
+                "received": samples[-1][1] - samples[0][1]}
+
+    def drain(self, quiet: float = 0.5, timeout: float = 30.0):
+        """Wait until nothing arrives any more (queues of the last run empty)."""
+        last, since, end = self.rx(), time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < end and time.monotonic() - since < quiet:
+            time.sleep(0.1)
+            now = self.rx()
+            if now != last:
+                last, since = now, time.monotonic()
+
+    def latency(self, size: int, count: int = 300, pps: int = 200) -> dict:
+        self.drain()
+        pcap = self.workdir / f"lat-{self.case}-{size}.pcap"
+        first, self.next_seq = self.next_seq, self.next_seq + count
+        wrpcap(str(pcap), [Ether(self.frame(size, first + i)) for i in range(count)])
+        caps = {}
+        for intf in ("gen0", "sink0"):
+            f = self.workdir / f"cap-{intf}.pcap"
+            caps[intf] = (f, subprocess.Popen(
+                ["ip", "netns", "exec", self.ns.name, "tcpdump", "-q", "-Z", "root", "-U",
+                 "--immediate-mode", "-B", "8192", "-i", intf, "-w", str(f), "udp"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+        subprocess.run(["ip", "netns", "exec", self.ns.name, "tcpreplay", "-q", "-K",
+                        f"--pps={pps}", "-i", "gen0", str(pcap)], capture_output=True)
+        time.sleep(1.0)
+        for _, p in caps.values():
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=10)
+        sent = {seq_of(bytes(p)): float(p.time) for p in rdpcap(str(caps["gen0"][0]))}
+        lat = [(float(p.time) - sent[s]) * 1e6 for p in rdpcap(str(caps["sink0"][0]))
+               if (s := seq_of(bytes(p))) is not None and s in sent]
+        if not lat:
+            return {"p50_us": None, "p90_us": None, "p99_us": None, "delivered": 0}
+        q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+        return {"p50_us": statistics.median(lat), "p90_us": q[89], "p99_us": q[98],
+                "delivered": len(lat), "sent": count}
+
+    def profile(self, size: int, seconds: float = 3.0) -> list[dict]:
+        """Where the switch spends its time while forwarding at full load (perf, cpu-clock)."""
+        data = self.workdir / f"perf-{self.case}.data"
+        rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
+                                "-p", str(self.switch_pid), "-o", str(data), "--",
+                                "sleep", f"{seconds:g}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+        self.throughput(size, seconds)
+        rec.wait(timeout=60)
+        rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                              "--sort", "dso,symbol", "--percent-limit", "1.5", "-g", "none"],
+                             capture_output=True, text=True).stdout
+        rows = []
+        for line in rep.splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)$", line)
+            if m:
+                rows.append({"percent": float(m.group(1)), "dso": m.group(2),
+                             "symbol": m.group(3).strip()[:90]})
+        return rows
+
+
+def run(runs: int = 3, sizes=SIZES, cases=tuple(CASES), seconds: float = 3.0,
+        profile: bool = True, log=print) -> dict:
+    results = {"runs": runs, "seconds": seconds, "cases": {}, "profile": None}
+    with tempfile.TemporaryDirectory(prefix="spp-bench-") as tmp:
+        work = Path(tmp)
+        for case in cases:
+            per_size = {}
+            with Setup(case, work) as s:
+                for size in sizes:
+                    tps = [s.throughput(size, seconds) for _ in range(runs)]
+                    lats = [s.latency(size) for _ in range(runs)]
+                    med = {k: statistics.median(t[k] for t in tps) for k in ("pps", "mbps")}
+                    lat = {k: statistics.median(x[k] for x in lats if x[k] is not None)
+                           if any(x[k] is not None for x in lats) else None
+                           for k in ("p50_us", "p90_us", "p99_us")}
+                    per_size[size] = {**med, **lat, "offered_pps": statistics.median(
+                        t["offered_pps"] or 0 for t in tps), "all_pps": [t["pps"] for t in tps]}
+                    log(f"  {CASES[case]:<24} {size:>5} B: {med['pps']:>10.0f} pkt/s "
+                        f"{med['mbps']:>8.1f} Mb/s  p50 {lat['p50_us'] or 0:>8.0f} us")
+                if profile and case == "fastpath":
+                    results["profile"] = {"size": 512, "rows": s.profile(512, seconds)}
+            results["cases"][case] = per_size
+    return results

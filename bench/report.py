@@ -1,0 +1,226 @@
+"""docs/benchmarks.md and its plots, from bench/run.py's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .dataplane import CASES, SIZES  # noqa: E402
+
+
+def _f(x, fmt="{:,.0f}"):
+    return "–" if x is None else fmt.format(x)
+
+
+def _ratio(a, b):
+    return "–" if not a or not b else f"{a / b:.2f}"
+
+
+def plot_dataplane(dp: dict, out: Path):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    cases = [c for c in CASES if c in dp["cases"]]
+    width = 0.8 / max(1, len(cases))
+    for i, c in enumerate(cases):
+        sizes = [s for s in SIZES if str(s) in dp["cases"][c] or s in dp["cases"][c]]
+        row = {int(k): v for k, v in dp["cases"][c].items()}
+        xs = [j + i * width for j in range(len(sizes))]
+        ax1.bar(xs, [row[s]["pps"] for s in sizes], width, label=CASES[c])
+        ax2.bar(xs, [row[s]["p50_us"] or 0 for s in sizes], width, label=CASES[c])
+    for ax, title in ((ax1, "throughput (packets/s, log)"), (ax2, "one-way latency p50 (µs, log)")):
+        ax.set_xticks([j + width * (len(cases) - 1) / 2 for j in range(len(SIZES))])
+        ax.set_xticklabels([f"{s} B" for s in SIZES])
+        ax.set_yscale("log")
+        ax.set_title(title)
+    ax1.legend(fontsize=8)
+    fig.suptitle(f"Data plane, median of {dp['runs']} runs")
+    fig.tight_layout()
+    fig.savefig(out / "dataplane.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_controlplane(cp: dict, out: Path):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    names = list(cp["rates"])
+    ax.barh(names, [cp["rates"][n] for n in names], color="tab:blue")
+    ax.set_xlabel("filters installed per second")
+    ax.set_title(f"Filter installation ({cp['n_filters']} filters each)")
+    fig.tight_layout()
+    fig.savefig(out / "controlplane.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_scale(sc: dict, out: Path):
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, key in zip(axes, ("nodes", "slices", "hosts"), strict=True):
+        rows = sc.get(key, [])
+        ax.plot([r[key] for r in rows], [r["up_s"] for r in rows], "o-")
+        for r in rows:
+            if not r["ping"]:
+                ax.plot([r[key]], [r["up_s"]], "rx", markersize=12)
+        ax.set_xlabel(key)
+        ax.set_ylabel("bring-up time (s)")
+        ax.set_title(f"testbed size: {key}")
+    fig.tight_layout()
+    fig.savefig(out / "scale.png", dpi=100)
+    plt.close(fig)
+
+
+def dataplane_section(dp: dict) -> list[str]:
+    cases = {c: {int(k): v for k, v in dp["cases"][c].items()} for c in CASES
+             if c in dp["cases"]}
+    lines = ["## 1. Data plane", "",
+             f"Median of {dp['runs']} runs; throughput offered at tcpreplay's top speed for "
+             f"{dp['seconds']:g} s and measured over the steady middle of that window; latency "
+             "one way at 200 packets/s (300 probes per run), from kernel timestamps on the "
+             "generator's and the sink's interfaces.", "",
+             "| case | size | packets/s | Mb/s | latency p50 µs | p90 µs | p99 µs |",
+             "|---|---|---|---|---|---|---|"]
+    for c, rows in cases.items():
+        for s in SIZES:
+            r = rows.get(s)
+            if r:
+                lines.append(f"| {CASES[c]} | {s} B | {_f(r['pps'])} | {_f(r['mbps'], '{:,.1f}')}"
+                             f" | {_f(r['p50_us'])} | {_f(r['p90_us'])} | {_f(r['p99_us'])} |")
+    lines += ["", "Ratios of packet rates (same size, same run):", "",
+              "| size | (c)/(b) NPE vs minimal BMv2 | (c)/(d) fastpath vs slow path | "
+              "(c)/(a) NPE vs kernel |", "|---|---|---|---|"]
+    for s in SIZES:
+        g = {c: cases.get(c, {}).get(s, {}).get("pps") for c in CASES}
+        lines.append(f"| {s} B | {_ratio(g['fastpath'], g['minimal'])} | "
+                     f"{_ratio(g['fastpath'], g['slowpath'])} | "
+                     f"{_ratio(g['fastpath'], g['kernel'])} |")
+    lines += ["", "![data plane](bench/dataplane.png)", ""]
+    prof = dp.get("profile")
+    if prof and prof.get("rows"):
+        by_dso: dict[str, float] = {}
+        for r in prof["rows"]:
+            by_dso[r["dso"]] = by_dso.get(r["dso"], 0) + r["percent"]
+        lines += [f"### Where the NPE's time goes ({prof['size']} B, full load)", "",
+                  "`perf record -e cpu-clock` on the NPE's simple_switch_grpc during a "
+                  "fastpath throughput run; self time of the functions above 1.5 %:", "",
+                  "| % | where | function |", "|---|---|---|"]
+        lines += [f"| {r['percent']:.1f} | {r['dso']} | `{r['symbol'].strip()}` |"
+                  for r in prof["rows"][:20]]
+        lines += ["", "By library (of the functions listed): "
+                  + ", ".join(f"{d} {p:.0f} %" for d, p in
+                              sorted(by_dso.items(), key=lambda x: -x[1])) + ".", ""]
+    return lines
+
+
+def controlplane_section(cp: dict) -> list[str]:
+    r = cp["rates"]
+    lines = ["## 2. Control plane", "",
+             f"{cp['n_filters']} filters per measurement into the same BMv2 NPE; the "
+             "controller runs as its own process, as in a testbed; REST calls come from the "
+             "slice library.", "",
+             "| how | filters/s | vs raw P4Runtime, one per request | vs raw, batches of 100 |",
+             "|---|---|---|---|"]
+    names = {"raw_p4rt_single": "raw P4Runtime, one entry per request",
+             "raw_p4rt_batch100": "raw P4Runtime, 100 entries per request",
+             "rest_single": "slice library + REST, one by one",
+             "rest_8_in_flight": "slice library + REST, 8 requests in flight"}
+    for k, v in r.items():
+        lines.append(f"| {names.get(k, k)} | {_f(v)} | {_ratio(v, r.get('raw_p4rt_single'))} | "
+                     f"{_ratio(v, r.get('raw_p4rt_batch100'))} |")
+    lines += ["", "| call (slice library) | p50 ms | p90 ms | p99 ms | calls |",
+              "|---|---|---|---|---|"]
+    for k, v in cp["latency"].items():
+        lines.append(f"| {k} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | {v['p99_ms']:.2f} | "
+                     f"{v['n']} |")
+    lines += ["", "![control plane](bench/controlplane.png)", ""]
+    return lines
+
+
+def startup_section(su: dict) -> list[str]:
+    lines = ["## 3. Start-up", "",
+             f"From the start of the testbed to the first ping answered across the overlay "
+             f"(first end host to last), median of {su['runs']} runs. `make run` adds the P4 "
+             f"compile when p4c is installed: {_f(su.get('p4c_s'), '{:.1f}')} s for all three "
+             "programs.", "",
+             "| topology | first packet s | network up s | controller up s | slices configured s |"
+             " all runs |", "|---|---|---|---|---|---|"]
+    for t, r in su["topologies"].items():
+        lines.append(f"| {t} | {r['first_packet_s']:.1f} | {r['network_s']:.1f} | "
+                     f"{r['controller_s']:.1f} | {r['ready_s']:.1f} | "
+                     + ", ".join(f"{x:.1f}" for x in r["all_first_packet_s"]) + " |")
+    return lines + [""]
+
+
+def scale_section(sc: dict) -> list[str]:
+    pn = sc["per_npe"]
+    lines = ["## 4. Scale", "", "Per NPE (the capacities are npe.p4's table sizes, read by the "
+             "SRM from the P4Info):", "",
+             f"- fastpaths: **{pn['fastpaths']['count']}** allocated in "
+             f"{pn['fastpaths']['seconds']:.1f} s, then `{pn['fastpaths']['refusal']}`; the last "
+             f"one forwards traffic: {pn['fastpaths']['last_forwards']}.",
+             f"- filters: **{pn['filters']['count']}** written in {pn['filters']['seconds']:.0f} s "
+             f"({pn['filters']['rate']:.0f}/s, 8 in flight), then `{pn['filters']['refusal']}`; "
+             f"a packet only the last (lowest-precedence) filter matches is forwarded: "
+             f"{pn['filters']['last_forwards']}.", "",
+             "Per testbed (Mininet, one run each; a sweep stops at the first failure):", ""]
+    for key, what in (("nodes", "SPP nodes in a chain, an end host at each end, one slice"),
+                      ("slices", "slices on two nodes (a slice host per node each)"),
+                      ("hosts", "end hosts on one node, one slice")):
+        lines += [f"**{what}**", "", f"| {key} | up s | ping end to end | switches | "
+                  "RSS per switch MB |", "|---|---|---|---|---|"]
+        for r in sc.get(key, []):
+            lines.append(f"| {r[key]} | {r['up_s']:.1f} | {'yes' if r['ping'] else 'NO'} | "
+                         f"{r.get('switches', '–')} | {_f(r.get('rss_mb_median'))} |")
+        lines.append("")
+    return lines + ["![scale](bench/scale.png)", ""]
+
+
+def write_report(results: dict, path: Path, out: Path):
+    env = results["environment"]
+    lines = ["# Benchmarks", "",
+             "Produced by `make bench` (bench/run.py); raw numbers in "
+             "[bench/results.json](bench/results.json). Re-run it to reproduce; compare "
+             "ratios, not absolute rates, across machines: everything here ran side by side on "
+             "one shared 2-core VM, generator and switches included.", "",
+             "## Set-up", "",
+             f"- date {env['date']}, kernel {env['kernel']}, {env['cores']} cores "
+             f"({env['cpu']}), {env['memory_gb']} GB",
+             f"- BMv2: {env['bmv2']}; built `--with-pi --with-thrift CXXFLAGS=-O2` (README); "
+             f"logging macros compiled in: **{env['bmv2_logging_macros']}**. BMv2's "
+             "docs/performance.md gets several times more with `--disable-logging-macros "
+             "--disable-elogger` and `-O3`; those numbers are not these.",
+             f"- BMv2 logging at run time: {env['bmv2_runtime_logging']}. (With no logger but "
+             "the default level, BMv2 formats every trace message for a null sink: that alone "
+             "cost the NPE two thirds of its rate.)",
+             f"- p4c: {env['p4c']}; generator: {env['tcpreplay']}",
+             "- stage durations (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                     results.get("durations_s", {}).items()),
+             ""]
+    if "dataplane" in results:
+        plot_dataplane(results["dataplane"], out)
+        lines += dataplane_section(results["dataplane"])
+    if "controlplane" in results:
+        plot_controlplane(results["controlplane"], out)
+        lines += controlplane_section(results["controlplane"])
+    if "startup" in results:
+        lines += startup_section(results["startup"])
+    if "scale" in results:
+        plot_scale(results["scale"], out)
+        lines += scale_section(results["scale"])
+    lines += ["## What the numbers mean", "",
+              "- **(a) kernel**: the generator's packets forwarded by Linux between two veths; "
+              "the ceiling of this set-up (the generator shares the two cores).",
+              "- **(b) minimal**: BMv2 with one exact-match table; what any P4 program on BMv2 "
+              "costs here.",
+              "- **(c) fastpath**: npe.p4 with one fastpath: tunnel lookup, fastpath partition, "
+              "filter (ternary), stats, meter, encapsulation, route; (c)/(b) is the price of "
+              "the SPP pipeline on BMv2.",
+              "- **(d) slow path**: the same flow delivered to a slice host (meta-net header) "
+              "and sent back by slices/samples/slowpath.py with a forwarding key (a second pass "
+              "through npe.p4); (c)/(d) is this testbed's analogue of the SPP's fastpath vs "
+              "slow-path factor (about 80 on the real NPE).",
+              "- Latencies are one way and include two veth hops and BMv2's own queues; at "
+              "200 packets/s there is no queueing.",
+              "- The control-plane rates include HTTP, JSON validation, the SQLite transaction "
+              "and the P4Runtime write of each call; the raw rates are the P4Runtime part alone.",
+              ""]
+    path.write_text("\n".join(lines))
