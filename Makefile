@@ -1,5 +1,5 @@
 # SPP testbed: the targets are the user interface.
-#   make run     start the default testbed and a Mininet CLI with SPP commands
+#   make run     start a testbed (TOPO=default|geni5|FILE) and a Mininet CLI with SPP commands
 #   make demo    non-interactive end-to-end demo (ping, iperf3, traceroute, isolation)
 #   make test    pytest suite, then the PTF suite when BMv2 is installed
 #   make ptf     PTF packet tests of npe.p4 and lc.p4 against simple_switch_grpc
@@ -11,7 +11,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 P4C ?= p4c-bm2-ss
-TOPO ?= mininet_topo/topologies/default.json
+TOPO ?= default
+ARGS ?=
 P4_SRC := $(wildcard p4/include/*.p4 p4/include/control/*.p4)
 P4_OUT := p4/build/npe.json p4/build/npe.p4info.txtpb p4/build/lc.json p4/build/lc.p4info.txtpb
 
@@ -50,10 +51,10 @@ check-bmv2:
 	  echo "see README.md, Prerequisites."; exit 1; }
 
 run: $(PY) check-bmv2 p4-if-possible
-	$(PY) -m mininet_topo.run --topo $(TOPO)
+	$(PY) -m mininet_topo.run --topo $(TOPO) $(ARGS)
 
 demo: $(PY) check-bmv2 p4-if-possible
-	$(PY) -m mininet_topo.demo --topo $(TOPO)
+	$(PY) -m mininet_topo.demo --topo $(TOPO) $(ARGS)
 
 # pytest runs everything; the PTF and end-to-end tests skip, saying why,
 # when BMv2 is missing.
@@ -64,7 +65,7 @@ ptf: $(PY) check-bmv2
 	$(PY) -m ptf_tests.runner
 
 bench: $(PY) check-bmv2
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(ARGS)
 
 clean:
 	-$(PY) -m mininet_topo.cleanup 2>/dev/null || /usr/bin/python3 -m mininet_topo.cleanup

@@ -43,23 +43,28 @@ def logging_macros_compiled_in() -> bool | None:
     return "disabled logging macros" not in (p.stdout + p.stderr)
 
 
+def _version(cmd) -> str:
+    """The line a tool prints its version on (some print it on stderr)."""
+    if shutil.which(cmd[0]) is None:
+        return "not installed"
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    lines = (p.stdout + p.stderr).strip().splitlines()
+    return next((line for line in lines if "ersion" in line), lines[0] if lines else "unknown")
+
+
 def environment() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                platform.processor())
-    p4c = subprocess.run(["p4c-bm2-ss", "--version"], capture_output=True, text=True).stdout \
-        if shutil.which("p4c-bm2-ss") else "not installed"
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "bmv2": bmv2_version(), "p4c": p4c.strip().splitlines()[-1] if p4c else "",
+        "bmv2": bmv2_version(), "p4c": _version(["p4c-bm2-ss", "--version"]),
         "bmv2_logging_macros": logging_macros_compiled_in(),
         "bmv2_runtime_logging": "--log-level off, no console or file logger (data plane); "
                                 "--log-console --log-level warn (testbeds)",
-        "tcpreplay": subprocess.run(["tcpreplay", "--version"], capture_output=True,
-                                    text=True).stdout.splitlines()[0]
-        if shutil.which("tcpreplay") else "not installed",
+        "tcpreplay": _version(["tcpreplay", "--version"]),
     }
 
 
@@ -91,7 +96,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown stage(s): {', '.join(sorted(unknown))}")
     preflight()
     from mininet_topo.cleanup import cleanup_all
-    cleanup_all(verbose=False)
+    cleanup_all(verbose=False, mininet=False)
 
     OUT.mkdir(parents=True, exist_ok=True)
     results_file = OUT / "results.json"

@@ -64,17 +64,25 @@ def run(*args):
     return subprocess.run(args, capture_output=True, text=True)
 
 
-def cleanup_all(verbose: bool = True) -> dict:
-    out = {"processes": 0, "namespaces": [], "links": []}
-    for d in sorted((ROOT / "run").glob("*")):
-        out["processes"] += cleanup_run_dir(d)
+def mininet_cleanup():
+    """Mininet's own cleanup (mn -c). Note: it also deletes /tmp/*.log."""
     try:
         from mininet.clean import cleanup as mn_cleanup
         from mininet.log import setLogLevel
-        setLogLevel("error")
-        mn_cleanup()
     except ImportError:
-        pass
+        return
+    setLogLevel("error")
+    mn_cleanup()
+
+
+def cleanup_all(verbose: bool = True, mininet: bool = True) -> dict:
+    """Everything this project may have left; with ``mininet``, also Mininet's
+    own cleanup (every Mininet link and process on the machine)."""
+    out = {"processes": 0, "namespaces": [], "links": []}
+    for d in sorted((ROOT / "run").glob("*")):
+        out["processes"] += cleanup_run_dir(d)
+    if mininet:
+        mininet_cleanup()
     for line in run("ip", "netns", "list").stdout.splitlines():
         ns = line.split()[0] if line.split() else ""
         if ns.startswith("spp-"):

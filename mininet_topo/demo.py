@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .sppnet import ROOT, SppNet, SppNetError
+from .sppnet import ROOT, SppNet, SppNetError, add_testbed_args
 from .topology import Plan, shortest_next_hops
 
 PING_SIZE = 100
@@ -173,9 +173,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--topo", default="default",
-                    help="topology name or file (default: %(default)s)")
-    ap.add_argument("--tunnel", choices=("fou", "tun"), help="force the end-host tunnel kind")
+    add_testbed_args(ap)
     args = ap.parse_args(argv)
     try:
         with SppNet(args.topo, tunnel=args.tunnel) as spp:

@@ -13,6 +13,21 @@ def sh(*args, check=True):
     return subprocess.run(args, check=check, capture_output=True, text=True)
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 5.0):
+    """Stop a process started with start_new_session=True, and its children:
+    SIGTERM to its process group, SIGKILL if it is still there after ``timeout``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class Namespace:
     """A network namespace that is deleted, with its processes, on exit."""
 
@@ -39,14 +54,8 @@ class Namespace:
         self.procs.append(p)
         return p
 
-    def kill(self, proc: subprocess.Popen, sig=signal.SIGTERM):
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    def kill(self, proc: subprocess.Popen):
+        terminate(proc)
 
     def probe(self, port: int, host: str = "127.0.0.1") -> bool:
         return self.run("bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}",
@@ -74,14 +83,7 @@ class Namespace:
 
     def close(self):
         for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            terminate(p)
         for link in self.root_links:
             sh("ip", "link", "del", link, check=False)
         sh("ip", "netns", "del", self.name, check=False)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 
 from mininet.node import Host, Switch
 
 from .bmv2 import SwitchSpec, tail, wait_ready
+from .netns import terminate
 
 
 class Bmv2Switch(Switch):
@@ -60,13 +59,7 @@ class Bmv2Switch(Switch):
 
     def stop(self, deleteIntfs=True):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            terminate(self.proc)
             (self.run_dir / "pids" / f"{self.name}.pid").unlink(missing_ok=True)
             self.proc = None
         Switch.stop(self, deleteIntfs)

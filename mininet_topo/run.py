@@ -27,7 +27,7 @@ import sys
 from mininet.cli import CLI
 
 from .demo import spp_slice
-from .sppnet import SppNet, SppNetError
+from .sppnet import SppNet, SppNetError, add_testbed_args
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
@@ -131,9 +131,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--topo", default="default",
-                    help="topology name or file (default: %(default)s)")
-    ap.add_argument("--tunnel", choices=("fou", "tun"), help="force the end-host tunnel kind")
+    add_testbed_args(ap)
     ap.add_argument("--no-slices", action="store_true", help="no sample slices")
     ap.add_argument("--pcap", action="store_true", help="pcaps of every switch port")
     ap.add_argument("--debug", action="store_true", help="BMv2 per-packet trace in switch logs")

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from .bmv2 import Bmv2Error, find_bmv2
+from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
 from .topology import (
     CONTROLLER_ADDR,
@@ -40,6 +41,14 @@ from .topology import (
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "run"
 log = logging.getLogger("spp")
+
+
+def add_testbed_args(ap):
+    """The options every testbed front end (run, demo) takes."""
+    ap.add_argument("--topo", default="default",
+                    help="topology name (mininet_topo/topologies/) or file (default: %(default)s)")
+    ap.add_argument("--tunnel", choices=("fou", "tun"),
+                    help="force the end-host tunnel kind (default: fou if the kernel has it)")
 
 
 class SppNetError(Exception):
@@ -297,12 +306,7 @@ class SppNet:
                     p.kill()
         self.procs.clear()
         if self.controller is not None:
-            if self.controller.poll() is None:
-                os.killpg(self.controller.pid, signal.SIGTERM)
-                try:
-                    self.controller.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.controller.pid, signal.SIGKILL)
+            terminate(self.controller, timeout=10)
             self.controller = None
         if self.net is not None:
             try:

@@ -84,6 +84,10 @@ def test_rest_calls_program_the_switches(controller, slices):
                                            "02:00:00:00:01:02")) in lc
     # The queue's meter holds its bandwidth (800 kb/s = 100000 B/s).
     assert ctl.scds["npe"].conn.read_meter(pl.Npe.QUEUE_RATE, qbase)[0] == 100_000
+    assert a.get_queue_params(fp["fpid"], 0) == {"qid": 0, "mi": mi2["mi"], "threshold": 32,
+                                                 "bw": 800}
+    assert a.get_queue_len(fp["fpid"], 0) == {"qid": 0, "length": 0}   # register, over Thrift
+    assert a.get_endpoint(fp["fpid"], mi1["mi"]) == mi1
     # Removing the filter removes the entry.
     a.rem_fltr_byfid(fp["fpid"], 10)
     assert not any(e[0] == pl.Npe.FILTER for e in switch_entries(ctl, "npe"))

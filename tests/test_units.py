@@ -91,6 +91,15 @@ def test_error_codes():
     assert all(400 <= c.http < 600 for c in CODES)
 
 
+def test_docs_list_every_function_and_error():
+    from controller.api import SLICE_API
+    from controller.errors import markdown_table
+    text = (ROOT / "docs/api.md").read_text()
+    assert markdown_table() in text, "docs/api.md: error table out of date"
+    for name in SLICE_API:
+        assert f"`POST /api/{name}`" in text, name
+
+
 def test_store_cascades_and_constraints(tmp_path):
     st = Store(tmp_path / "x.db")
     with st.tx():

@@ -42,10 +42,18 @@ class SlowPath:
     def __init__(self, state: dict):
         fp = state["fpinfo"]
         self.router_addr = state["router_addr"]
+        self.router_int = int(ipaddress.IPv4Address(self.router_addr))
         self.ret = (fp["ret_endpoint"]["addr"], fp["ret_endpoint"]["port"])
         self.by_mi = {m["mi"]: m for m in state["meta_ifs"].values()}
-        self.routes = sorted(((ipaddress.IPv4Network(r["prefix"]), state["meta_ifs"][r["via"]])
-                              for r in state["routes"]), key=lambda r: -r[0].prefixlen)
+        # Routes, longest prefix first, as (network, mask, the bytes to put in front of a
+        # datagram forwarded that way: meta-net header + forwarding key).
+        self.routes = []
+        for r in sorted(state["routes"],
+                        key=lambda r: -ipaddress.IPv4Network(r["prefix"]).prefixlen):
+            net = ipaddress.IPv4Network(r["prefix"])
+            mi = state["meta_ifs"][r["via"]]
+            self.routes.append((int(net.network_address), int(net.netmask),
+                                self.prefix(mi, mi["nh_addr"], mi["nh_port"])))
         self.ld = self._bind(fp["ld_endpoint"])
         self.exc = self._bind(fp["exc_endpoint"])
         self.counts = {"time_exceeded": 0, "unreachable": 0, "echo": 0, "forwarded": 0,
@@ -58,9 +66,14 @@ class SlowPath:
         s.bind((ep["addr"], ep["port"]))
         return s
 
+    @staticmethod
+    def prefix(mi: dict, dst_addr: str, dst_port: int) -> bytes:
+        """Meta-net header + forwarding key for the output tunnel (mi -> dst)."""
+        return bytes(mn.MetaNet(kind=mn.FROM_SLICE)
+                     / mn.FwdKey(dst_addr=dst_addr, src_port=mi["port"], dst_port=dst_port))
+
     def send(self, datagram: bytes, mi: dict, dst_addr: str, dst_port: int):
-        key = mn.FwdKey(dst_addr=dst_addr, src_port=mi["port"], dst_port=dst_port)
-        self.ld.sendto(bytes(mn.MetaNet(kind=mn.FROM_SLICE) / key) + datagram, self.ret)
+        self.ld.sendto(self.prefix(mi, dst_addr, dst_port) + datagram, self.ret)
 
     def answer(self, hdr: mn.MetaNet, reply: IP):
         """Send back over the meta-interface and tunnel the packet came from."""
@@ -76,6 +89,18 @@ class SlowPath:
         return IP(src=src, dst=IP(orig).src, ttl=64) / icmp / orig[:ihl + 8]
 
     def handle(self, data: bytes):
+        # The common case, forwarding, on raw bytes: scapy only for what is answered.
+        if (len(data) >= mn.HEADER_LEN + 20 and data[0] == mn.MAGIC
+                and data[1] == mn.LOCAL_DELIVERY):
+            dst = int.from_bytes(data[mn.HEADER_LEN + 16:mn.HEADER_LEN + 20], "big")
+            if dst != self.router_int:
+                for net, mask, prefix in self.routes:
+                    if dst & mask == net:
+                        self.counts["forwarded"] += 1
+                        self.ld.sendto(prefix + data[mn.HEADER_LEN:], self.ret)
+                        return
+                self.counts["dropped"] += 1
+                return
         try:
             hdr = mn.MetaNet(data)
             inner = bytes(hdr.payload)
@@ -101,12 +126,6 @@ class SlowPath:
             else:
                 self.counts["dropped"] += 1
         else:
-            dst = ipaddress.IPv4Address(ip.dst)
-            for net, mi in self.routes:
-                if dst in net:
-                    self.counts["forwarded"] += 1
-                    self.send(inner, mi, mi["nh_addr"], mi["nh_port"])
-                    return
             self.counts["dropped"] += 1
 
     def run(self, stop):
