@@ -296,7 +296,7 @@ class Setup:
         self.throughput(size, seconds)
         rec.wait(timeout=60)
         rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
-                              "--sort", "dso,symbol", "--percent-limit", "1.5", "-g", "none"],
+                              "--sort", "dso,symbol", "--percent-limit", "0", "-g", "none"],
                              capture_output=True, text=True).stdout
         rows = []
         for line in rep.splitlines():
@@ -305,6 +305,50 @@ class Setup:
                 rows.append({"percent": float(m.group(1)), "dso": m.group(2),
                              "symbol": m.group(3).strip()[:90]})
         return rows
+
+
+# Self time of a switch, by what BMv2 is doing (first matching pattern wins).
+CATEGORIES = [
+    ("threads: scheduling, locks, queue hand-offs", r"finish_task_switch|schedule|futex|"
+     r"spin_unlock|spin_lock|pthread|condition_variable|__lll|try_to_wake|select_task|"
+     r"ttwu|enqueue_task|dequeue_task|switch_mm|__switch_to|idle|pick_next|update_curr|"
+     r"Queue|queue"),
+    ("packet I/O: pcap, sockets, veth", r"pcap|packet_|tpacket|veth|netif|__dev_|dev_|skb|"
+     r"sock|recv|send|sys_|syscall|entry_SYSCALL|do_syscall|copy_|_copy|memcpy_to|"
+     r"memcpy_from|poll"),
+    ("logging plumbing, even with logging off (iostreams, locales, spdlog, packet ids)",
+     r"locale|facet|ios_base|basic_ios|streambuf|ostream|istream|spdlog|line_logger|"
+     r"get_unique_id|operator<<|fmt::|num_get|num_put"),
+    ("parser and deparser", r"Parser|Deparser|ParseState|extract|emit|ParserOp"),
+    ("checksums", r"Checksum|Calculation|csum|cksum|hash"),
+    ("table lookups", r"MatchTable|MatchUnit|MatchKey|lookup|LPM|Ternary|Exact|"
+     r"ActionEntry|MatchErrorCode"),
+    ("actions, expressions, field arithmetic", r"Expression|ActionFn|ActionPrimitive|"
+     r"Field::|Data::|Data\b|gmp|Register|Meter|Counter|Stack|Header::|PHV|core::"),
+    ("pipeline control flow", r"Conditional|Pipeline::apply|MatchActionTable::operator|"
+     r"ingress_thread|egress_thread|transmit_thread|ControlFlow"),
+    ("kernel: interrupts, page faults", r"irq|softirq|page|fault|memcg|handle_mm|"
+     r"exit_to_user"),
+    ("memory: allocation, copies", r"malloc|free|_int_|operator new|operator delete|"
+     r"memmove|memcpy|memset|cfree|alloc"),
+    ("C++ runtime: RTTI, strings, hash maps", r"dynamic_cast|type_info|strcmp|basic_string|"
+     r"_Hashtable|__ostream|ostream|string"),
+]
+
+
+def categorize(rows: list[dict]) -> list[dict]:
+    total = {name: 0.0 for name, _ in CATEGORIES}
+    other = 0.0
+    for r in rows:
+        for name, pattern in CATEGORIES:
+            if re.search(pattern, r["symbol"]):
+                total[name] += r["percent"]
+                break
+        else:
+            other += r["percent"]
+    out = [{"category": k, "percent": v} for k, v in total.items()]
+    out.append({"category": "other", "percent": other})
+    return sorted(out, key=lambda x: -x["percent"])
 
 
 def run(runs: int = 3, sizes=SIZES, cases=tuple(CASES), seconds: float = 3.0,
@@ -327,6 +371,8 @@ def run(runs: int = 3, sizes=SIZES, cases=tuple(CASES), seconds: float = 3.0,
                     log(f"  {CASES[case]:<24} {size:>5} B: {med['pps']:>10.0f} pkt/s "
                         f"{med['mbps']:>8.1f} Mb/s  p50 {lat['p50_us'] or 0:>8.0f} us")
                 if profile and case == "fastpath":
-                    results["profile"] = {"size": 512, "rows": s.profile(512, seconds)}
+                    rows = s.profile(512, seconds)
+                    results["profile"] = {"size": 512, "rows": rows[:25],
+                                          "categories": categorize(rows)}
             results["cases"][case] = per_size
     return results

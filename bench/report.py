@@ -96,18 +96,17 @@ def dataplane_section(dp: dict) -> list[str]:
     lines += ["", "![data plane](bench/dataplane.png)", ""]
     prof = dp.get("profile")
     if prof and prof.get("rows"):
-        by_dso: dict[str, float] = {}
-        for r in prof["rows"]:
-            by_dso[r["dso"]] = by_dso.get(r["dso"], 0) + r["percent"]
         lines += [f"### Where the NPE's time goes ({prof['size']} B, full load)", "",
-                  "`perf record -e cpu-clock` on the NPE's simple_switch_grpc during a "
-                  "fastpath throughput run; self time of the functions above 1.5 %:", "",
+                  "`perf record -e cpu-clock` on the NPE's simple_switch_grpc while it forwards "
+                  "the fastpath case at full load; self time, grouped by what the switch is "
+                  "doing (patterns in bench/dataplane.py, CATEGORIES):", "",
+                  "| % of the switch's CPU time | doing |", "|---|---|"]
+        lines += [f"| {c['percent']:.1f} | {c['category']} |" for c in prof["categories"]]
+        lines += ["", "The functions with the most self time:", "",
                   "| % | where | function |", "|---|---|---|"]
         lines += [f"| {r['percent']:.1f} | {r['dso']} | `{r['symbol'].strip()}` |"
-                  for r in prof["rows"][:20]]
-        lines += ["", "By library (of the functions listed): "
-                  + ", ".join(f"{d} {p:.0f} %" for d, p in
-                              sorted(by_dso.items(), key=lambda x: -x[1])) + ".", ""]
+                  for r in prof["rows"][:15]]
+        lines.append("")
     return lines
 
 
