@@ -127,6 +127,9 @@ class SppNet:
                 self._start_tunnels()
                 self._start_routers()
             self.timings["ready"] = time.monotonic() - t0
+        except Bmv2Error as e:
+            self.stop()
+            raise SppNetError(str(e)) from None
         except BaseException:
             self.stop()
             raise

@@ -32,7 +32,9 @@ TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
 CONTROLLER_ADDR = "172.30.0.1"
 CONTROLLER_PORT = 8080
 MGMT_PLEN = 16
-GRPC_BASE, THRIFT_BASE = 50100, 9190     # + 10 * node index (+1 for the NPE)
+# Below Linux's ephemeral range (32768-60999), where an outgoing connection
+# could hold a switch's port before the switch binds it.
+GRPC_BASE, THRIFT_BASE = 11000, 12000   # + 10 * node index (+1 for the NPE)
 LC_NPE_PORT = 1                          # LC port towards its NPE (the NPE uses port 1 too)
 HOST_TUNNEL_PORT = 30000                 # + slice index: end hosts' tunnel source port
 META_IF_HOST_PORT = 20000                # + 100 * slice + host index
@@ -113,8 +115,8 @@ class TopologySpec:
             if net.prefixlen != 16 or not s.name.isalnum() or len(s.name) > 4:
                 raise TopologyError(f"slice {s.name}: a name of up to 4 letters or digits "
                                     "and a /16 overlay prefix")
-        if len(self.nodes) > 50 or len(self.hosts) > 200 or len(self.slices) > 9:
-            raise TopologyError("at most 50 nodes, 200 hosts and 9 slices")
+        if len(self.nodes) > 99 or len(self.hosts) > 200 or len(self.slices) > 9:
+            raise TopologyError("at most 99 nodes, 200 hosts and 9 slices")
 
 
 @dataclass

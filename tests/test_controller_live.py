@@ -18,7 +18,7 @@ from scapy.packet import Raw
 from controller import pipeline as pl
 from controller.core import Controller
 from controller.p4rt import Entry
-from controller.scd import node_intent
+from controller.scd import node_intent, slice_entries
 from mininet_topo.livenode import END_HOST, IF1, LC_IF1_MAC, NPE_ADDR, SLICE_A
 from slices.client import Slice, SppError
 
@@ -471,3 +471,28 @@ def test_endpoint_nat_end_to_end(controller, slices, live_node):
     got = [p for p in live_node.send_and_capture("ext0t", [frame], "sliceA")
            if UDP in Ether(p)]
     assert got == []
+
+
+def test_deleting_a_slice_releases_everything(controller, slices):
+    """The admin removes a slice: its fastpaths, tunnels, filters, endpoints,
+    jobs and its LC entries go, on the switches too; the other slice stays."""
+    a, b = slices
+    ctl = controller.ctl
+    router(b)
+    before_npe, before_lc = switch_entries(ctl, "npe"), switch_entries(ctl, "lc")
+    router(a)
+    a.alloc_endpoint(ifn=1, port=8053, proto="udp", slice_port=53)
+    a.create_periodic(1, index=1, interval=100, size=2)
+    row = ctl.store.one("SELECT * FROM slices WHERE name = 'a'")
+    a_lc = {as_key(ctl, "lc", e) for e in slice_entries(row, ctl.testbed.nodes[0])}
+    assert a_lc <= before_lc
+    assert controller.admin("DELETE", "/admin/slices/node1/a").status_code == 200
+    assert switch_entries(ctl, "npe") == before_npe
+    assert switch_entries(ctl, "lc") == before_lc - a_lc
+    assert not any(r["name"] == "a" for r in ctl.rmp.list_slices())
+    assert ctl.store.q("SELECT * FROM fastpaths f JOIN slices s ON s.id = f.slice_id "
+                       "WHERE s.name = 'a'") == []
+    with pytest.raises(SppError) as e:
+        a.get_interfaces()
+    assert e.value.name == "EAUTH"
+    assert b.get_fltr_byfid(1, 10)["result"] == FWD

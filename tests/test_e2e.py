@@ -149,3 +149,15 @@ def test_clean_after_a_crash():
     while leftovers() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert leftovers() == {}
+
+
+def test_missing_bmv2_is_reported_not_a_traceback():
+    """Without simple_switch_grpc on PATH, make run says what to install."""
+    if os.geteuid() != 0:
+        pytest.skip("the testbed checks root first")
+    env = dict(os.environ, PATH="/usr/bin:/bin:/usr/sbin:/sbin")
+    out = subprocess.run([sys.executable, "-m", "mininet_topo.run"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, input="")
+    assert out.returncode == 2
+    assert "simple_switch_grpc" in out.stderr and "README" in out.stderr
+    assert "Traceback" not in out.stderr
