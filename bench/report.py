@@ -202,7 +202,7 @@ def write_report(results: dict, path: Path, out: Path):
              "## Set-up", "",
              f"- date {env['date']}, kernel {env['kernel']}, {env['cores']} cores "
              f"({env['cpu']}), {env['memory_gb']} GB",
-             f"- BMv2: {env['bmv2']}; built `--with-pi --with-thrift CXXFLAGS=-O2` (README); "
+             f"- BMv2: {env['bmv2']}; built with PI and Thrift, `-O2` (README, Prerequisites); "
              f"logging macros compiled in: **{env['bmv2_logging_macros']}**. BMv2's "
              "docs/performance.md gets several times more with `--disable-logging-macros "
              "--disable-elogger` and `-O3`; those numbers are not these.",

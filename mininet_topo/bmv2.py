@@ -16,8 +16,8 @@ BMV2 = "simple_switch_grpc"
 
 INSTALL_HINT = (
     "BMv2's simple_switch_grpc (built with PI/P4Runtime and Thrift) is not on PATH.\n"
-    "It is not packaged: build p4lang/PI and p4lang/behavioral-model "
-    "(./configure --with-pi --with-thrift) and install them into /usr/local.\n"
+    "It is not packaged: build p4lang/PI and p4lang/behavioral-model, BMv2 with PI and "
+    "Thrift support, and install them into /usr/local.\n"
     "README.md, Prerequisites, gives the steps."
 )
 

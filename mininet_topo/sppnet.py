@@ -32,6 +32,7 @@ from .topology import (
     CONTROLLER_PORT,
     LC_NPE_PORT,
     MGMT_PLEN,
+    LinkParams,
     Plan,
     TopologySpec,
     plan,
@@ -137,7 +138,7 @@ class SppNet:
     def _wants_netem(self) -> bool:
         return any(x.delay_ms or x.loss_pct for x in self.spec.links + self.spec.hosts)
 
-    def _link_params(self, x) -> dict:
+    def _link_params(self, x: LinkParams) -> dict:
         # tbf rather than Mininet's default htb: same limit, no quantum warnings.
         params = {"bw": x.bw_mbps, "use_tbf": True}
         if self.netem:
@@ -205,12 +206,12 @@ class SppNet:
         token_file.write_text(self.admin_token + "\n")
         token_file.chmod(0o600)
         log_file = self.run_dir / "controller.log"
-        self.controller = subprocess.Popen(
-            [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
-             "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
-             "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
-            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-            stderr=open(self.run_dir / "controller.err", "w"))
+        with open(self.run_dir / "controller.err", "w") as err:
+            self.controller = subprocess.Popen(
+                [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
+                 "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
+                 "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
+                cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
         (self.run_dir / "pids" / "controller.pid").write_text(f"{self.controller.pid}\n")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

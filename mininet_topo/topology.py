@@ -45,22 +45,29 @@ class TopologyError(ValueError):
     """The topology file is not usable; the message says why."""
 
 
+@dataclass(kw_only=True)
+class LinkParams:
+    """What a Mininet link is given: bandwidth always, delay and loss with netem."""
+
+    bw_mbps: float = 100
+    delay_ms: float = 0
+    loss_pct: float = 0
+
+
 @dataclass
-class LinkSpec:
+class LinkSpec(LinkParams):
+    """A peering link between two nodes."""
+
     a: str
     b: str
-    bw_mbps: float = 100
-    delay_ms: float = 0
-    loss_pct: float = 0
 
 
 @dataclass
-class HostSpec:
+class HostSpec(LinkParams):
+    """An end host and the access link to its node."""
+
     name: str
     node: str
-    bw_mbps: float = 100
-    delay_ms: float = 0
-    loss_pct: float = 0
 
 
 @dataclass
