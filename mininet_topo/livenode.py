@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from controller.testbed import Interface, Node, Npe, Route, Switch, Testbed
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
-from mininet_topo.netns import Namespace
+from mininet_topo.netns import Namespace, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 LC_IF1_MAC, LC_IF2_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -99,7 +98,7 @@ class LiveNode:
                    probe=lambda port: self.ns.probe(port, self.mgmt_ns))
 
     def stop_switch(self, name):
-        self.ns.kill(self.procs.pop(name))
+        terminate(self.procs.pop(name))
 
     def scapy(self, code: str, timeout: float = 30) -> str:
         """Run scapy code inside the namespace; returns its stdout."""
@@ -131,7 +130,3 @@ class LiveNode:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)

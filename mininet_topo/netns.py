@@ -54,9 +54,6 @@ class Namespace:
         self.procs.append(p)
         return p
 
-    def kill(self, proc: subprocess.Popen):
-        terminate(proc)
-
     def probe(self, port: int, host: str = "127.0.0.1") -> bool:
         return self.run("bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}",
                         check=False).returncode == 0

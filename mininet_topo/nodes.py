@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mininet.node import Host, Switch
 
-from .bmv2 import SwitchSpec, tail, wait_ready
+from .bmv2 import SwitchSpec, wait_ready
 from .netns import terminate
 
 
@@ -54,18 +54,12 @@ class Bmv2Switch(Switch):
         (self.run_dir / "pids" / f"{self.name}.pid").write_text(f"{self.proc.pid}\n")
         wait_ready(spec, lambda: self.proc.poll() is None)
 
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, deleteIntfs=True):
         if self.proc is not None:
             terminate(self.proc)
             (self.run_dir / "pids" / f"{self.name}.pid").unlink(missing_ok=True)
             self.proc = None
         Switch.stop(self, deleteIntfs)
-
-    def log_tail(self, lines=15) -> str:
-        return tail(self.run_dir / f"{self.name}.log", lines)
 
 
 class SppHost(Host):
