@@ -9,6 +9,7 @@ own ``shell`` module keeps a single global connection).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import time
@@ -103,6 +104,13 @@ class Pipeline:
         self.p4info = load_p4info(self.p4info_path)
         self.context = Context()
         self.context.set_p4info(self.p4info)
+        with open(self.json_path, "rb") as f:
+            self.device_config = f.read()
+        # Identifies this build of the program on a switch (P4Runtime cookie),
+        # so "does the switch run it?" costs a few bytes, not the whole P4Info.
+        digest = hashlib.sha256(self.p4info.SerializeToString(deterministic=True)
+                                + self.device_config).digest()
+        self.cookie = int.from_bytes(digest[:8], "big")
 
     def size(self, kind: P4Type, name: str) -> int:
         """Declared size of a table, counter or meter."""
@@ -255,17 +263,27 @@ class SwitchConnection:
 
     # Pipeline
     def set_pipeline(self):
-        """Push the P4 program (SetForwardingPipelineConfig, VERIFY_AND_COMMIT)."""
-        self._call("set pipeline", self.client.set_fwd_pipe_config,
-                   self.pipeline.p4info_path, self.pipeline.json_path)
+        """Push the P4 program (SetForwardingPipelineConfig, VERIFY_AND_COMMIT),
+        tagged with the pipeline's cookie."""
+        req = p4runtime_pb2.SetForwardingPipelineConfigRequest(
+            device_id=self.device_id,
+            action=p4runtime_pb2.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT)
+        req.election_id.high, req.election_id.low = self.client.election_id
+        req.config.p4info.CopyFrom(self.pipeline.p4info)
+        req.config.p4_device_config = self.pipeline.device_config
+        req.config.cookie.cookie = self.pipeline.cookie
+        self._call("set pipeline", self.client.stub.SetForwardingPipelineConfig, req)
 
     def has_pipeline(self) -> bool:
-        """True when the switch runs our program (same P4Info)."""
+        """True when the switch runs this build of our program (same cookie)."""
+        req = p4runtime_pb2.GetForwardingPipelineConfigRequest(
+            device_id=self.device_id,
+            response_type=p4runtime_pb2.GetForwardingPipelineConfigRequest.COOKIE_ONLY)
         try:
-            info = self.client.get_p4info()
-        except p4rt_sh.P4RuntimeException:
+            rep = self.client.stub.GetForwardingPipelineConfig(req)
+        except grpc.RpcError:
             return False
-        return info == self.pipeline.p4info
+        return rep.config.cookie.cookie == self.pipeline.cookie
 
     # Writes
     def write(self, updates):

@@ -19,7 +19,7 @@ import time
 
 from . import pipeline as pl
 from .errors import SppError
-from .rmp import STATS_ALL, Rmp, lowest_free, stats_view
+from .rmp import Rmp, check_flags, lowest_free, stats_view
 from .store import dumps, loads
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ class Periodic:
                         callback) -> dict:
         fp = self.rmp.fastpath(sl, fpid)
         self.rmp._stats_index(fp, index)
-        if not 0 < flags <= STATS_ALL:
-            raise SppError("EINVAL", f"flags {flags:#x}: use bits 0x01 0x02 0x04 0x08")
+        check_flags(flags)
         if interval < MIN_INTERVAL_MS:
             raise SppError("ERANGE", f"interval must be at least {MIN_INTERVAL_MS} ms")
         if not 1 <= size <= MAX_SIZE:

@@ -37,6 +37,11 @@ STATS_POST_BYTES = 0x08
 STATS_ALL = 0x0F
 
 
+def check_flags(flags: int):
+    if not 0 < flags <= STATS_ALL:
+        raise SppError("EINVAL", f"flags {flags:#x}: use bits 0x01 0x02 0x04 0x08")
+
+
 def stats_view(flags: int, pre, post) -> dict:
     out = {}
     if flags & STATS_PRE_PACKETS:
@@ -587,8 +592,7 @@ class Rmp:
     def read_stats(self, sl, fpid, index, flags) -> dict:
         fp = self.fastpath(sl, fpid)
         g = self._stats_index(fp, index)
-        if not 0 < flags <= STATS_ALL:
-            raise SppError("EINVAL", f"flags {flags:#x}: use bits 0x01 0x02 0x04 0x08")
+        check_flags(flags)
         scd = self.npe_scd(fp)
         pre = scd.read_counter(pl.Npe.STATS_PRE, g)
         post = scd.read_counter(pl.Npe.STATS_POST, g)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import pipeline as pl
@@ -164,7 +165,6 @@ class Scd:
         self.conn: SwitchConnection | None = None
         self.thrift: ThriftClient | None = None
         self.lock = threading.RLock()
-        self.generation = 0       # bumped each time the pipeline had to be pushed
 
     @property
     def name(self):
@@ -186,7 +186,6 @@ class Scd:
                 return False
             log.info("%s: pushing pipeline %s", self.name, self.pipeline.json_path)
             self.conn.set_pipeline()
-            self.generation += 1
             return True
 
     def close(self):
@@ -209,80 +208,54 @@ class Scd:
             except Exception:  # noqa: BLE001
                 return False
 
-    def _need(self) -> SwitchConnection:
-        if self.conn is None:
-            raise SppError("ESWITCH", f"{self.name}: not connected")
-        return self.conn
+    @contextmanager
+    def _call(self, what: str):
+        """Serialize access to the switch; its failures become SppError(ESWITCH)."""
+        with self.lock:
+            if self.conn is None or self.thrift is None:
+                raise SppError("ESWITCH", f"{self.name}: not connected")
+            try:
+                yield
+            except (P4RuntimeError, ThriftError) as e:
+                raise self._fail(what, e) from None
 
     def write(self, updates: list[tuple[int, Entry]]):
         """One batch of (INSERT|MODIFY|DELETE, Entry); SppError(ESWITCH) on failure."""
-        if not updates:
-            return
-        with self.lock:
-            try:
-                self._need().write(updates)
-            except P4RuntimeError as e:
-                raise self._fail("write", e) from None
+        if updates:
+            with self._call("write"):
+                self.conn.write(updates)
 
     def read_counter(self, name: str, index: int):
-        with self.lock:
-            try:
-                return self._need().read_counter(name, index)
-            except P4RuntimeError as e:
-                raise self._fail("counter read", e) from None
+        with self._call("counter read"):
+            return self.conn.read_counter(name, index)
 
     def write_counter(self, name: str, index: int):
-        with self.lock:
-            try:
-                self._need().write_counter(name, index, 0, 0)
-            except P4RuntimeError as e:
-                raise self._fail("counter write", e) from None
+        with self._call("counter write"):
+            self.conn.write_counter(name, index, 0, 0)
 
     def clear_counters(self, name: str, start: int, count: int):
-        with self.lock:
-            try:
-                self._need().clear_counters(name, start, count)
-            except P4RuntimeError as e:
-                raise self._fail("counter write", e) from None
+        with self._call("counter write"):
+            self.conn.clear_counters(name, start, count)
 
     def set_meter(self, name: str, index: int, rate_burst: tuple[int, int] | None):
-        with self.lock:
-            try:
-                if rate_burst is None:
-                    self._need().set_meter(name, index, None)
-                else:
-                    self._need().set_meter(name, index, rate_burst[0], rate_burst[1])
-            except P4RuntimeError as e:
-                raise self._fail("meter write", e) from None
-
-    def _thrift(self) -> ThriftClient:
-        if self.thrift is None:
-            raise SppError("ESWITCH", f"{self.name}: not connected")
-        return self.thrift
+        rate, burst = rate_burst or (None, 0)
+        with self._call("meter write"):
+            self.conn.set_meter(name, index, rate, burst)
 
     def register_read(self, name: str, start: int, count: int) -> list[int]:
-        with self.lock:
-            try:
-                if count == 1:
-                    return [self._thrift().register_read(name, start)]
-                return self._thrift().register_read_range(name, start, count)
-            except ThriftError as e:
-                raise self._fail("register read", e) from None
+        with self._call("register read"):
+            if count == 1:
+                return [self.thrift.register_read(name, start)]
+            return self.thrift.register_read_range(name, start, count)
 
     def register_write(self, name: str, cells: dict[int, int]):
-        with self.lock:
-            try:
-                for index, value in cells.items():
-                    self._thrift().register_write(name, index, value)
-            except ThriftError as e:
-                raise self._fail("register write", e) from None
+        with self._call("register write"):
+            for index, value in cells.items():
+                self.thrift.register_write(name, index, value)
 
     def register_fill(self, name: str, start: int, count: int, value: int = 0):
-        with self.lock:
-            try:
-                self._thrift().register_fill(name, start, count, value)
-            except ThriftError as e:
-                raise self._fail("register write", e) from None
+        with self._call("register write"):
+            self.thrift.register_fill(name, start, count, value)
 
     def reconcile(self, intent: Intent, pushed: bool = False) -> dict[str, int]:
         """Make the switch hold exactly ``intent``: no missing, no extra entry.
@@ -291,15 +264,12 @@ class Scd:
         start unconfigured and zero) or, for meters, always (idempotent).
         """
         with self.lock:
-            conn = self._need()
             want = {}
             for e in intent.entries:
                 c = self.pipeline.canonical(e)
                 want[(c.table, c.match, c.priority)] = c
-            try:
-                have = {(e.table, e.match, e.priority): e for e in conn.read_entries()}
-            except P4RuntimeError as e:
-                raise self._fail("read", e) from None
+            with self._call("read"):
+                have = {(e.table, e.match, e.priority): e for e in self.conn.read_entries()}
             deletes = [(DELETE, e) for k, e in have.items() if k not in want]
             inserts = [(INSERT, e) for k, e in want.items() if k not in have]
             modifies = [(MODIFY, e) for k, e in want.items() if k in have and have[k] != e]
