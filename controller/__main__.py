@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import uvicorn
 
-    from .api import create_app
+    from .api import create_app, server_config
     from .core import Controller
     from .errors import SppError
     from .p4rt import P4RuntimeError
@@ -69,8 +69,7 @@ def main(argv=None) -> int:
         ctl.stop()
         return 1
     try:
-        uvicorn.run(create_app(ctl, token), host=host, port=int(port),
-                    log_level="warning", access_log=False)
+        uvicorn.Server(server_config(create_app(ctl, token), host, int(port))).run()
     finally:
         ctl.stop()
     return 0

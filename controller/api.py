@@ -2,44 +2,80 @@
 
 ``POST /api/<function>`` with a JSON body of the function's arguments and
 ``Authorization: Bearer <slice secret>``, from the slice host's management
-address. Success: ``{"code": 0, "result": ...}``. Failure: an HTTP 4xx/5xx
-with ``{"code": N, "error": NAME, "message": ...}`` (controller/errors.py).
-OpenAPI at /openapi.json, interactive docs at /docs.
+address. Success: ``{"code": 0, "result": ...}``. Every failure, whatever
+its cause (bad JSON, unknown function, wrong method, a body over the size
+limit, a bug), is an HTTP 4xx/5xx with ``{"code": N, "error": NAME,
+"message": ...}`` (controller/errors.py). OpenAPI at /openapi.json,
+interactive docs at /docs.
+
+The API is one table, ``FUNCTIONS``: name -> request model, the controller
+component that serves it, and its description. A function's handler is the
+component's method of the same name, called with the slice and the model's
+fields as keyword arguments; ``call()`` runs one function, so a batch of
+calls is a loop over it. Argument limits come from controller/limits.py,
+which the core checks too.
 """
 
 import hmac
 import ipaddress
-from typing import Annotated, Literal
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
+import uvicorn
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 
-from .errors import SppError, markdown_table
+from . import limits as L
+from .errors import BY_NAME, CODES, SppError, markdown_table, quote
 
+log = logging.getLogger(__name__)
+
+
+# ---- argument types ----
 
 def _ipv4(v: str) -> str:
     try:
         return str(ipaddress.IPv4Address(v))
     except ValueError:
-        raise ValueError(f"{v!r} is not an IPv4 address") from None
+        raise ValueError(f"{quote(v)} is not an IPv4 address") from None
 
 
-IPv4 = Annotated[str, AfterValidator(_ipv4)]
+IPv4 = Annotated[str, Field(max_length=15, json_schema_extra={"format": "ipv4"}),
+                 AfterValidator(_ipv4)]
 U8 = Annotated[int, Field(ge=0, le=0xFF)]
 U16 = Annotated[int, Field(ge=0, le=0xFFFF)]
 U32 = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
 Port = Annotated[int, Field(ge=0, le=0xFFFF, description="UDP/TCP port; 0: let the SRM choose")]
-Kbps = Annotated[int, Field(ge=0, le=100_000_000, description="kb/s")]
+Kbps = Annotated[int, Field(ge=0, le=L.MAX_KBPS, description="kb/s")]
+PosKbps = Annotated[int, Field(ge=1, le=L.MAX_KBPS, description="kb/s")]
+Fid = Annotated[int, Field(ge=0, le=L.MAX_FILTER_ID, description="filter ID; lower wins")]
 Flags = Annotated[int, Field(ge=1, le=0x0F, description="0x01 pre-queue packets, 0x02 pre-queue "
                                                          "bytes, 0x04 post-queue packets, "
                                                          "0x08 post-queue bytes")]
+LookupType = Annotated[int, Field(ge=0, le=1, description="0: packets from meta-interfaces; "
+                                                          "1: substrate-only filters")]
+Offset = Annotated[int, Field(ge=0, le=L.MAX_SRAM_WORDS, description="32-bit words")]
+Callback = Annotated[str, Field(max_length=L.MAX_CALLBACK_LEN)]
 
 
 class Req(BaseModel):
+    """Strict: no unknown fields, no coercion (an integer field refuses 1.0,
+    true and "1")."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# ---- request models ----
+
+class NoArgs(Req):
+    pass
 
 
 class Fp(Req):
@@ -47,14 +83,15 @@ class Fp(Req):
 
 
 class AllocFastpath(Req):
-    copt: str = Field("ipv4", description="code option (only ipv4 so far)")
-    bw: Annotated[int, Field(ge=1, le=100_000_000, description="kb/s")]
+    copt: str = Field("ipv4", max_length=L.MAX_CODE_OPTION_LEN,
+                      description="code option (only ipv4 so far)")
+    bw: PosKbps
     filters: U16
     queues: U16
-    buffers: Annotated[int, Field(ge=0, le=1 << 20)]
+    buffers: Annotated[int, Field(ge=0, le=L.MAX_BUFFERS)]
     stats: U16
-    sram: Annotated[int, Field(ge=0, le=1 << 24, description="32-bit words")]
-    dram: Annotated[int, Field(ge=0, le=1 << 34, description="bytes")]
+    sram: Annotated[int, Field(ge=0, le=L.MAX_SRAM_WORDS, description="32-bit words")] = 0
+    dram: Annotated[int, Field(ge=0, le=L.MAX_DRAM_BYTES, description="bytes")] = 0
 
 
 class IfnReq(Req):
@@ -67,7 +104,7 @@ class AddrReq(Req):
 
 class IfBw(Fp):
     ifn: U16
-    bw: Annotated[int, Field(ge=1, le=100_000_000, description="kb/s")]
+    bw: PosKbps
 
 
 class AllocTunnel(Fp):
@@ -103,7 +140,7 @@ class FilterKey(Req):
     dst_port: U16 = 0
 
 
-class FilterResultModel(Req):
+class FilterResult(Req):
     action: Literal["forward", "local", "drop"]
     meta_if: U16 = 0
     nh_addr: IPv4 = "0.0.0.0"
@@ -112,69 +149,59 @@ class FilterResultModel(Req):
     stats: U16 = 0
 
 
-LookupType = Literal[0, 1]
-
-
-class WriteFltr(Fp):
-    fid: U16
-    type: LookupType = 0
-    key: FilterKey
-    mask: FilterKey
-    result: FilterResultModel
-
-
-class UpdateResult(Fp):
-    fid: U16
-    result: FilterResultModel
-
-
 class FidReq(Fp):
-    fid: U16
+    fid: Fid
 
 
-class ByKey(Fp):
-    type: LookupType = 0
-    key: FilterKey
-    mask: FilterKey
+class UpdateResult(FidReq):
+    result: FilterResult
 
 
 class LookupReq(Fp):
-    type: LookupType = 0
+    lookup_type: LookupType = Field(0, alias="type")
     key: FilterKey
+
+
+class ByKey(LookupReq):
+    mask: FilterKey
+
+
+class WriteFltr(ByKey):
+    fid: Fid
+    result: FilterResult
 
 
 class BindQueue(Fp):
     mi: U16
-    queues: Annotated[list[U16], Field(min_length=1, max_length=4096)]
-
-
-class QueueParams(Fp):
-    qid: U16
-    threshold: Annotated[int, Field(ge=0, le=1 << 20, description="packets; 0: no limit")]
-    bw: Kbps
+    qids: Annotated[list[U16], Field(alias="queues", min_length=1,
+                                     max_length=L.MAX_QUEUES_PER_BIND)]
 
 
 class QidReq(Fp):
     qid: U16
 
 
-class ReadStats(Fp):
-    index: U16
-    flags: Flags = 0x0F
+class QueueParams(QidReq):
+    threshold: Annotated[int, Field(ge=0, le=L.MAX_THRESHOLD, description="packets; 0: no limit")]
+    bw: Kbps
 
 
 class StatsIdx(Fp):
     index: U16
 
 
-class CreatePeriodic(Fp):
-    index: U16
+class ReadStats(StatsIdx):
     flags: Flags = 0x0F
-    interval: Annotated[int, Field(ge=1, le=3_600_000, description="ms")]
-    size: Annotated[int, Field(ge=1, le=1 << 16, description="entries of the ring buffer")]
+
+
+class CreatePeriodic(StatsIdx):
+    flags: Flags = 0x0F
+    interval: Annotated[int, Field(ge=L.MIN_INTERVAL_MS, le=L.MAX_INTERVAL_MS, description="ms")]
+    size: Annotated[int, Field(ge=1, le=L.MAX_PERIODIC_SIZE,
+                               description="entries of the ring buffer")]
     model: Literal["pull", "push"] = "pull"
-    port: U16 = 0
-    callback: Annotated[str, Field(max_length=64)] = ""
+    port: U16 = Field(0, description="UDP port on the slice host (push model)")
+    callback: Callback = ""
 
 
 class PidReq(Req):
@@ -182,87 +209,176 @@ class PidReq(Req):
 
 
 class SetCallback(PidReq):
-    callback: Annotated[str, Field(max_length=64)]
+    callback: Callback
 
 
 class MemWrite(Fp):
-    offset: Annotated[int, Field(ge=0, le=1 << 24)]
-    values: Annotated[list[U32], Field(min_length=1, max_length=4096)]
+    offset: Offset
+    values: Annotated[list[U32], Field(min_length=1, max_length=L.MAX_WORDS_PER_CALL)]
 
 
 class MemRead(Fp):
-    offset: Annotated[int, Field(ge=0, le=1 << 24)]
-    count: Annotated[int, Field(ge=0, le=4096)]
-
-
-class NoArgs(Req):
-    pass
+    offset: Offset
+    count: Annotated[int, Field(ge=0, le=L.MAX_WORDS_PER_CALL)]
 
 
 class CreateSlice(Req):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-    node: str
+    node: Annotated[str, Field(max_length=64)]
     mgmt_addr: IPv4
     data_addr: IPv4
     lc_port: Annotated[int, Field(ge=0, le=510)]
     mac: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
 
 
-def _result(r: FilterResultModel) -> dict:
-    return r.model_dump()
+# ---- responses (documentation; the handlers build them) ----
+
+class SppOk(BaseModel):
+    code: Literal[0]
+    result: Any = Field(description="the function's result")
 
 
-def _key(k: FilterKey) -> dict:
-    return k.model_dump()
+class SppErrorBody(BaseModel):
+    code: Annotated[int, Field(ge=1)]
+    error: Literal[tuple(BY_NAME)]  # type: ignore[valid-type]
+    message: Annotated[str, Field(max_length=L.MAX_MESSAGE)]
 
 
-def slice_functions(ctl):
-    """name -> (request model, handler(slice, body)), the SPP slice API."""
-    r, p = ctl.rmp, ctl.periodic
-    return {
-        "alloc_fastpath": (AllocFastpath, lambda s, b: r.alloc_fastpath(
-            s, b.copt, b.bw, b.filters, b.queues, b.buffers, b.stats, b.sram, b.dram)),
-        "free_fastpath": (Fp, lambda s, b: r.free_fastpath(s, b.fpid)),
-        "get_interfaces": (NoArgs, lambda s, b: r.get_interfaces(s)),
-        "get_ifn": (AddrReq, lambda s, b: r.get_ifn(s, b.addr)),
-        "get_ifattrs": (IfnReq, lambda s, b: r.get_ifattrs(s, b.ifn)),
-        "get_ifpeer": (IfnReq, lambda s, b: r.get_ifpeer(s, b.ifn)),
-        "resrv_fpath_ifbw": (IfBw, lambda s, b: r.resrv_fpath_ifbw(s, b.fpid, b.ifn, b.bw)),
-        "reles_fpath_ifbw": (IfBw, lambda s, b: r.reles_fpath_ifbw(s, b.fpid, b.ifn, b.bw)),
-        "alloc_udp_tunnel": (AllocTunnel, lambda s, b: r.alloc_udp_tunnel(
-            s, b.fpid, b.ifn, b.port, b.bw)),
-        "free_udp_tunnel": (MiReq, lambda s, b: r.free_udp_tunnel(s, b.fpid, b.mi)),
-        "get_endpoint": (MiReq, lambda s, b: r.get_endpoint(s, b.fpid, b.mi)),
-        "alloc_endpoint": (AllocEndpoint, lambda s, b: r.alloc_endpoint(
-            s, b.ifn, b.port, b.proto, b.slice_port)),
-        "free_endpoint": (EidReq, lambda s, b: r.free_endpoint(s, b.eid)),
-        "write_fltr": (WriteFltr, lambda s, b: r.write_fltr(
-            s, b.fpid, b.fid, b.type, _key(b.key), _key(b.mask), _result(b.result))),
-        "update_result": (UpdateResult, lambda s, b: r.update_result(
-            s, b.fpid, b.fid, _result(b.result))),
-        "get_fltr_byfid": (FidReq, lambda s, b: r.get_fltr_byfid(s, b.fpid, b.fid)),
-        "get_fltr_bykey": (ByKey, lambda s, b: r.get_fltr_bykey(
-            s, b.fpid, b.type, _key(b.key), _key(b.mask))),
-        "lookup_fltr": (LookupReq, lambda s, b: r.lookup_fltr(
-            s, b.fpid, b.type, _key(b.key))),
-        "rem_fltr_byfid": (FidReq, lambda s, b: r.rem_fltr_byfid(s, b.fpid, b.fid)),
-        "rem_fltr_bykey": (ByKey, lambda s, b: r.rem_fltr_bykey(
-            s, b.fpid, b.type, _key(b.key), _key(b.mask))),
-        "bind_queue": (BindQueue, lambda s, b: r.bind_queue(s, b.fpid, b.mi, b.queues)),
-        "set_queue_params": (QueueParams, lambda s, b: r.set_queue_params(
-            s, b.fpid, b.qid, b.threshold, b.bw)),
-        "get_queue_params": (QidReq, lambda s, b: r.get_queue_params(s, b.fpid, b.qid)),
-        "get_queue_len": (QidReq, lambda s, b: r.get_queue_len(s, b.fpid, b.qid)),
-        "read_stats": (ReadStats, lambda s, b: r.read_stats(s, b.fpid, b.index, b.flags)),
-        "clear_stats": (StatsIdx, lambda s, b: r.clear_stats(s, b.fpid, b.index)),
-        "create_periodic": (CreatePeriodic, lambda s, b: p.create_periodic(
-            s, b.fpid, b.index, b.flags, b.interval, b.size, b.model, b.port, b.callback)),
-        "delete_periodic": (PidReq, lambda s, b: p.delete_periodic(s, b.pid)),
-        "set_callback": (SetCallback, lambda s, b: p.set_callback(s, b.pid, b.callback)),
-        "get_periodic": (PidReq, lambda s, b: p.get_periodic(s, b.pid)),
-        "mem_write": (MemWrite, lambda s, b: r.mem_write(s, b.fpid, b.offset, b.values)),
-        "mem_read": (MemRead, lambda s, b: r.mem_read(s, b.fpid, b.offset, b.count)),
-    }
+def _error_responses() -> dict:
+    by_status: dict[int, list[str]] = {}
+    for c in CODES:
+        by_status.setdefault(c.http, []).append(c.name)
+    return {status: {"model": SppErrorBody, "description": ", ".join(names)}
+            for status, names in sorted(by_status.items())}
+
+
+# ---- the slice API: one table ----
+
+@dataclass(frozen=True)
+class Function:
+    model: type[Req]
+    doc: str
+    component: str = "rmp"          # the Controller attribute whose method serves it
+
+
+FUNCTIONS: dict[str, Function] = {
+    "alloc_fastpath": Function(AllocFastpath, "Allocate a fastpath (meta-router) on an NPE: "
+                               "code option, bandwidth and counts of filters, queues, buffers, "
+                               "stats, SRAM words and DRAM bytes. Returns fpInfo: fastpath id, "
+                               "NPE address, local-delivery, exception and return endpoints."),
+    "free_fastpath": Function(Fp, "Free a fastpath and everything it holds."),
+    "get_interfaces": Function(NoArgs, "Interface numbers of this node's physical interfaces."),
+    "get_ifn": Function(AddrReq, "Interface number of an interface address."),
+    "get_ifattrs": Function(IfnReq, "Address, type (peering or not), link and available "
+                                    "bandwidth."),
+    "get_ifpeer": Function(IfnReq, "Peer address of a peering interface."),
+    "resrv_fpath_ifbw": Function(IfBw, "Reserve interface bandwidth for a fastpath."),
+    "reles_fpath_ifbw": Function(IfBw, "Release reserved interface bandwidth."),
+    "alloc_udp_tunnel": Function(AllocTunnel, "Allocate a meta-interface (UDP tunnel endpoint) "
+                                              "on an interface."),
+    "free_udp_tunnel": Function(MiReq, "Free a meta-interface."),
+    "get_endpoint": Function(MiReq, "Endpoint of a meta-interface."),
+    "alloc_endpoint": Function(AllocEndpoint, "Forward an (interface, protocol, port) from the "
+                                              "LC to the slice host."),
+    "free_endpoint": Function(EidReq, "Stop forwarding an endpoint."),
+    "write_fltr": Function(WriteFltr, "Install a filter (key, mask, result); a lower filter ID "
+                                      "takes precedence."),
+    "update_result": Function(UpdateResult, "Change a filter's result."),
+    "get_fltr_byfid": Function(FidReq, "A filter by ID."),
+    "get_fltr_bykey": Function(ByKey, "A filter by its exact key and mask."),
+    "lookup_fltr": Function(LookupReq, "The filter a packet with this key would match."),
+    "rem_fltr_byfid": Function(FidReq, "Remove a filter by ID."),
+    "rem_fltr_bykey": Function(ByKey, "Remove a filter by key and mask."),
+    "bind_queue": Function(BindQueue, "Bind queues to a meta-interface."),
+    "set_queue_params": Function(QueueParams, "Set a queue's threshold (packets) and bandwidth "
+                                              "(kb/s)."),
+    "get_queue_params": Function(QidReq, "A queue's binding, threshold and bandwidth."),
+    "get_queue_len": Function(QidReq, "A queue's occupancy (packets ahead of its latest "
+                                      "packet)."),
+    "read_stats": Function(ReadStats, "Counters of a stats index; flags choose among the four."),
+    "clear_stats": Function(StatsIdx, "Zero the four counters of a stats index."),
+    "create_periodic": Function(CreatePeriodic, "Sample a stats index every interval into a "
+                                                "ring buffer (pull), also sent to a UDP port on "
+                                                "the slice host (push).", "periodic"),
+    "delete_periodic": Function(PidReq, "Stop a periodic job.", "periodic"),
+    "set_callback": Function(SetCallback, "Change the callback tag a push job sends.",
+                             "periodic"),
+    "get_periodic": Function(PidReq, "A periodic job's vector, oldest entry first.", "periodic"),
+    "mem_write": Function(MemWrite, "Write 32-bit words of the fastpath's SRAM."),
+    "mem_read": Function(MemRead, "Read 32-bit words of the fastpath's SRAM."),
+}
+
+SLICE_API = tuple(FUNCTIONS)
+
+
+def call(ctl, sl: dict, name: str, body: Req):
+    """Run one slice API function for slice ``sl``; its result, or SppError.
+    Anything else a handler raises is a bug: logged, and EINTERNAL."""
+    method = getattr(getattr(ctl, FUNCTIONS[name].component), name)
+    try:
+        return method(sl, **body.model_dump())
+    except SppError:
+        raise
+    except Exception:
+        log.exception("%s by slice %s failed unexpectedly", name, sl.get("name"))
+        raise SppError("EINTERNAL", f"{name} failed unexpectedly; the controller logged "
+                                    "why") from None
+
+
+def invalid(errors: list[dict]) -> SppError:
+    """EINVAL from pydantic/FastAPI validation errors, quoting no input."""
+    msgs = []
+    for err in errors:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            msg = f"malformed JSON: {err.get('ctx', {}).get('error', '')}"
+        msgs.append(f"{quote(where) if len(where) > L.MAX_QUOTE else where or 'body'}: {msg}")
+    return SppError("EINVAL", "; ".join(msgs) or "malformed request")
+
+
+def _unparsable(cause: BaseException | None) -> str:
+    """Why FastAPI could not decode a body (it only says 'error parsing')."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "an integer in the body has too many digits"
+    return "the body is not JSON"
+
+
+def _reply(e: SppError, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=e.error.http, content=e.to_json(), headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with E2BIG (HTTP 413): at
+    once when Content-Length says so, else as soon as the count passes it.
+    (Starlette's RequestBodyLimitMiddleware answers in plain text.)"""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and not (length.isdigit() and int(length) <= self.limit):
+            return await _reply(SppError("E2BIG", f"request body over {self.limit} bytes"),
+                                {"Connection": "close"})(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 bearer = HTTPBearer(auto_error=False, description="the slice's secret")
@@ -274,19 +390,37 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         version="1.0",
         description=__doc__ + "\n\n## Error codes\n\n" + markdown_table(),
     )
+    app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
 
     @app.exception_handler(SppError)
     def spp_error(request: Request, exc: SppError):
-        return JSONResponse(status_code=exc.error.http, content=exc.to_json())
+        return _reply(exc)
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request: Request, exc: RequestValidationError):
-        msgs = []
-        for err in exc.errors():
-            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-            msgs.append(f"{where or 'body'}: {err.get('msg')}")
-        e = SppError("EINVAL", "; ".join(msgs) or "malformed request")
-        return JSONResponse(status_code=e.error.http, content=e.to_json())
+        return _reply(invalid(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException):
+        path = quote(request.url.path)
+        if exc.status_code == 404:
+            e = SppError("ENOENT", f"no function {path}")
+        elif exc.status_code == 405:
+            e = SppError("ENOTSUP", f"{request.method} {path}: the slice API takes POST")
+        elif exc.status_code == 413:
+            e = SppError("E2BIG", f"request body over {L.MAX_BODY_BYTES} bytes")
+        elif exc.status_code == 400:
+            e = SppError("EINVAL", _unparsable(exc.__cause__))
+        else:
+            e = SppError("EINTERNAL" if exc.status_code >= 500 else "EINVAL",
+                         f"HTTP {exc.status_code}: {quote(str(exc.detail))}")
+        return _reply(e, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    def crash(request: Request, exc: Exception):
+        # Starlette logs the traceback (and re-raises to the server) after this.
+        return _reply(SppError("EINTERNAL", f"{request.method} {quote(request.url.path)} "
+                                            "failed unexpectedly; the controller logged why"))
 
     def slice_of(request: Request,
                  cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
@@ -294,81 +428,73 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         return ctl.rmp.authenticate(cred.credentials if cred else None, client)
 
     def admin(x_spp_admin: Annotated[str | None, Header()] = None):
-        if not x_spp_admin or not hmac.compare_digest(x_spp_admin, admin_token):
+        if not x_spp_admin or not hmac.compare_digest(x_spp_admin.encode(),
+                                                      admin_token.encode()):
             raise SppError("EADMIN", "X-SPP-Admin header missing or wrong")
 
-    def add(name, model, handler):
-        def endpoint(body: model, sl: dict = Depends(slice_of)):
-            return {"code": 0, "result": handler(sl, body)}
+    errors = _error_responses()
+    ok = {200: {"model": SppOk, "description": "success"}}
+
+    def add(name: str, fn: Function):
+        def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
+            return {"code": 0, "result": call(ctl, sl, name, body)}
         endpoint.__name__ = name
-        app.post(f"/api/{name}", name=name, tags=["slice API"],
-                 summary=name, description=SPP_DOC.get(name, ""))(endpoint)
+        app.post(f"/api/{name}", name=name, tags=["slice API"], summary=name,
+                 description=fn.doc, responses={**ok, **errors})(endpoint)
 
-    for name, (model, handler) in slice_functions(ctl).items():
-        add(name, model, handler)
+    for name, fn in FUNCTIONS.items():
+        add(name, fn)
 
-    @app.get("/health", tags=["admin"])
+    admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
+                    "responses": {**ok, **errors}}
+
+    @app.get("/health", tags=["admin"], responses={**ok, **errors})
     def health():
         return {"code": 0, "result": {"switches": ctl.up}}
 
-    @app.post("/admin/slices", tags=["admin"], dependencies=[Depends(admin)])
+    @app.post("/admin/slices", **admin_routes)
     def create_slice(body: CreateSlice):
         return {"code": 0, "result": ctl.rmp.create_slice(
             body.name, body.node, body.mgmt_addr, body.data_addr, body.lc_port, body.mac)}
 
-    @app.get("/admin/slices", tags=["admin"], dependencies=[Depends(admin)])
+    @app.get("/admin/slices", **admin_routes)
     def list_slices():
         return {"code": 0, "result": ctl.rmp.list_slices()}
 
-    @app.delete("/admin/slices/{node}/{name}", tags=["admin"], dependencies=[Depends(admin)])
+    @app.delete("/admin/slices/{node}/{name}", **admin_routes)
     def delete_slice(node: str, name: str):
         ctl.rmp.delete_slice(name, node)
         return {"code": 0, "result": None}
 
-    @app.get("/admin/state", tags=["admin"], dependencies=[Depends(admin)])
+    @app.get("/admin/state", **admin_routes)
     def state():
         return {"code": 0, "result": ctl.describe()}
 
+    def openapi():
+        """FastAPI documents a 422 validation error; this API answers EINVAL (400)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            for ops in schema["paths"].values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 
-SPP_DOC = {
-    "alloc_fastpath": "Allocate a fastpath (meta-router) on an NPE: code option, bandwidth "
-                      "and counts of filters, queues, buffers, stats, SRAM words and DRAM "
-                      "bytes. Returns fpInfo: fastpath id, NPE address, local-delivery, "
-                      "exception and return endpoints.",
-    "free_fastpath": "Free a fastpath and everything it holds.",
-    "get_interfaces": "Interface numbers of this node's physical interfaces.",
-    "get_ifn": "Interface number of an interface address.",
-    "get_ifattrs": "Address, type (peering or not), link and available bandwidth.",
-    "get_ifpeer": "Peer address of a peering interface.",
-    "resrv_fpath_ifbw": "Reserve interface bandwidth for a fastpath.",
-    "reles_fpath_ifbw": "Release reserved interface bandwidth.",
-    "alloc_udp_tunnel": "Allocate a meta-interface (UDP tunnel endpoint) on an interface.",
-    "free_udp_tunnel": "Free a meta-interface.",
-    "get_endpoint": "Endpoint of a meta-interface.",
-    "alloc_endpoint": "Forward an (interface, protocol, port) from the LC to the slice host.",
-    "free_endpoint": "Stop forwarding an endpoint.",
-    "write_fltr": "Install a filter (key, mask, result); a lower filter ID takes precedence.",
-    "update_result": "Change a filter's result.",
-    "get_fltr_byfid": "A filter by ID.",
-    "get_fltr_bykey": "A filter by its exact key and mask.",
-    "lookup_fltr": "The filter a packet with this key would match.",
-    "rem_fltr_byfid": "Remove a filter by ID.",
-    "rem_fltr_bykey": "Remove a filter by key and mask.",
-    "bind_queue": "Bind queues to a meta-interface.",
-    "set_queue_params": "Set a queue's threshold (packets) and bandwidth (kb/s).",
-    "get_queue_params": "A queue's binding, threshold and bandwidth.",
-    "get_queue_len": "A queue's occupancy (packets ahead of its latest packet).",
-    "read_stats": "Counters of a stats index; flags choose among the four.",
-    "clear_stats": "Zero the four counters of a stats index.",
-    "create_periodic": "Sample a stats index every interval into a ring buffer (pull), "
-                       "also sent to a UDP port on the slice host (push).",
-    "delete_periodic": "Stop a periodic job.",
-    "set_callback": "Change the callback tag a push job sends.",
-    "get_periodic": "A periodic job's vector, oldest entry first.",
-    "mem_write": "Write 32-bit words of the fastpath's SRAM.",
-    "mem_read": "Read 32-bit words of the fastpath's SRAM.",
-}
+def server_config(app, host: str, port: int, **kw) -> uvicorn.Config:
+    """How the API is served, by ``python -m controller`` and by the tests.
 
-SLICE_API = tuple(SPP_DOC)
+    ``proxy_headers=False``: no proxy stands in front of the controller, so
+    the TCP peer is the caller, and the source-address check must see it.
+    With uvicorn's default (trust X-Forwarded-For from 127.0.0.1), a local
+    caller could claim any slice host's address with a header.
+    """
+    kw = {"log_level": "warning", "access_log": False, **kw}
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
+                          **kw)

@@ -19,14 +19,14 @@ import time
 
 from . import pipeline as pl
 from .errors import SppError
+from .limits import MAX_PERIODIC_SIZE as MAX_SIZE
+from .limits import MIN_INTERVAL_MS
 from .rmp import Rmp, check_flags, lowest_free, stats_view
 from .store import dumps, loads
 
 log = logging.getLogger(__name__)
 
 PULL, PUSH = "pull", "push"
-MIN_INTERVAL_MS = 100
-MAX_SIZE = 4096
 
 
 class Periodic:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .limits import MAX_FILTER_ID
 from .p4rt import Entry, Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,8 +77,8 @@ class Lc:
 
 
 # Filter precedence: lower filter ID wins; P4Runtime: higher priority wins.
-FILTER_PRIORITY_BASE = 0x10000
-MAX_FILTER_ID = FILTER_PRIORITY_BASE - 2
+# Filter fid gets priority FILTER_PRIORITY_BASE - 1 - fid >= 1 (0 is invalid).
+FILTER_PRIORITY_BASE = MAX_FILTER_ID + 2
 
 FILTER_KEY_FIELDS = ("meta_if", "dst_addr", "src_addr", "protocol", "src_port", "dst_port")
 FILTER_KEY_BITS = {"meta_if": 16, "dst_addr": 32, "src_addr": 32, "protocol": 8,

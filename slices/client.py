@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from controller.errors import BY_NAME
+
 DEFAULT_DIR = "/var/run/spp"
 
 STATS_PRE_PACKETS = 0x01
@@ -40,6 +42,11 @@ class SppError(Exception):
         self.code = code
         self.name = name
         self.message = message
+
+    @classmethod
+    def named(cls, name: str, message: str) -> SppError:
+        """An error of the library's own (controller/errors.py has every code)."""
+        return cls(BY_NAME[name].code, name, message)
 
 
 def _setting(env: str, filename: str, directory: str | None) -> str | None:
@@ -68,7 +75,7 @@ class Slice:
         self.controller = controller or _setting("SPP_CONTROLLER", "controller", spp_dir)
         self.secret = secret or _setting("SPP_SECRET", "secret", spp_dir)
         if not self.controller or not self.secret:
-            raise SppError(1, "EAUTH", "no controller URL or slice secret: set SPP_CONTROLLER "
+            raise SppError.named("EAUTH", "no controller URL or slice secret: set SPP_CONTROLLER "
                            f"and SPP_SECRET, or provide {spp_dir or DEFAULT_DIR}/controller and "
                            "/secret")
         transport = httpx.HTTPTransport(retries=3, local_address=local_address)
@@ -89,13 +96,19 @@ class Slice:
         """Call any slice API function by name; returns its result."""
         try:
             rep = self._http.post(f"/api/{function}", json=args)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                httpx.UnsupportedProtocol) as e:
+            # Nothing was sent: the call did not happen.
+            raise SppError.named("EUNREACH", f"controller {self.controller}: {e}") from None
         except httpx.HTTPError as e:
-            raise SppError(12, "ESWITCH",
-                           f"controller {self.controller} unreachable: {e}") from None
+            # Sent, but no answer (in time, or one to read): it may or may not
+            # have taken effect.
+            raise SppError.named("ETIMEDOUT", f"controller {self.controller}: "
+                                              f"{type(e).__name__} {e}") from None
         try:
             body = rep.json()
         except ValueError:
-            raise SppError(3, "EINVAL", f"HTTP {rep.status_code}: {rep.text[:200]}") from None
+            raise SppError.named("EINVAL", f"HTTP {rep.status_code}: {rep.text[:200]}") from None
         if rep.status_code != 200 or body.get("code", 0) != 0:
             raise SppError(body.get("code", 3), body.get("error", "EINVAL"),
                            body.get("message", rep.text[:200]))

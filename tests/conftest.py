@@ -45,13 +45,13 @@ class Rest:
     def __init__(self, ctl, token):
         import uvicorn
 
-        from controller.api import create_app
+        from controller.api import create_app, server_config
         self.ctl = ctl
         self.token = token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(ctl, token), host="127.0.0.1",
-                                                    port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(server_config(create_app(ctl, token), "127.0.0.1",
+                                                   self.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

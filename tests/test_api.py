@@ -1,26 +1,52 @@
-"""REST layer without switches: validation, authentication, OpenAPI. A slice
-is inserted into the database directly; no request here reaches a switch."""
+"""REST layer without switches: validation, authentication, OpenAPI, the
+error JSON of every failure, and the slice library's own errors. Slices are
+put into the database directly (tests/switchless.py); a request that needs a
+switch fails with ESWITCH."""
 
+import inspect
+import logging
+import socket
+import threading
+
+import httpx
 import pytest
+from conftest import Rest
 from fastapi.testclient import TestClient
+from switchless import add_slice, switchless_testbed
 
-from controller.api import SLICE_API, create_app
+from controller import limits as L
+from controller import periodic
+from controller import pipeline as pl
+from controller.api import FUNCTIONS, SLICE_API, create_app
 from controller.core import Controller
-from controller.testbed import Interface, Node, Npe, Switch, Testbed
+from controller.errors import BY_NAME
+from slices.client import Slice, SppError
 
 
 @pytest.fixture
-def client(tmp_path):
-    node = Node("n", Switch("lc", "127.0.0.1:1", 1),
-                [Npe("npe", "127.0.0.1:2", 2, addr="10.0.1.2")],
-                [Interface(1, "192.168.1.1", 0, "02:00:00:00:00:01", 1000)])
-    ctl = Controller(Testbed("t", [node]), tmp_path / "db")
-    ctl.store.x("INSERT INTO slices VALUES (1, 'a', 'n', 'sekret', 'testclient', '10.0.2.10', "
-                "2, '02:00:00:00:00:02')")
+def ctl(tmp_path):
+    ctl = Controller(switchless_testbed(), tmp_path / "db")
+    yield ctl
+    ctl.stop()
+
+
+@pytest.fixture
+def client(ctl):
+    add_slice(ctl, "a", "sekret", "testclient", 2)
     with TestClient(create_app(ctl, "adm")) as c:
         c.headers["Authorization"] = "Bearer sekret"
         yield c, ctl
-    ctl.stop()
+
+
+def spp_error(rep, name):
+    """``rep`` is the SPP error ``name``: its HTTP status, code, a short message."""
+    assert rep.headers["content-type"] == "application/json", rep.text[:200]
+    body = rep.json()
+    assert set(body) == {"code", "error", "message"}, body
+    assert (rep.status_code, body["code"], body["error"]) == (
+        BY_NAME[name].http, BY_NAME[name].code, name), body
+    assert 0 < len(body["message"]) <= L.MAX_MESSAGE
+    return body
 
 
 def test_openapi_lists_every_slice_function(client):
@@ -31,16 +57,42 @@ def test_openapi_lists_every_slice_function(client):
     assert c.get("/docs").status_code == 200
 
 
+def test_the_table_matches_the_handlers(ctl):
+    """Each function's request fields are its handler's parameters."""
+    for name, fn in FUNCTIONS.items():
+        handler = getattr(getattr(ctl, fn.component), name)
+        params = list(inspect.signature(handler).parameters)[1:]        # after the slice
+        assert set(fn.model.model_fields) == set(params), name
+
+
+def test_openapi_limits_are_the_cores(client):
+    """The schema advertises exactly what the core accepts (issue 10)."""
+    c, _ = client
+    schemas = c.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["FidReq"]["properties"]["fid"]["maximum"] == L.MAX_FILTER_ID
+    assert pl.MAX_FILTER_ID == L.MAX_FILTER_ID
+    pl.npe_filter(1, L.MAX_FILTER_ID, 0, {}, {}, pl.FilterResult("drop"))
+    with pytest.raises(ValueError):
+        pl.npe_filter(1, L.MAX_FILTER_ID + 1, 0, {}, {}, pl.FilterResult("drop"))
+    cp = schemas["CreatePeriodic"]["properties"]
+    assert cp["interval"]["minimum"] == periodic.MIN_INTERVAL_MS == L.MIN_INTERVAL_MS
+    assert cp["size"]["maximum"] == periodic.MAX_SIZE == L.MAX_PERIODIC_SIZE
+    for body in ({"fpid": 1, "fid": L.MAX_FILTER_ID + 1},):
+        spp_error(c.post("/api/get_fltr_byfid", json=body), "EINVAL")
+    for field, value in (("interval", L.MIN_INTERVAL_MS - 1), ("size", L.MAX_PERIODIC_SIZE + 1)):
+        body = {"fpid": 1, "index": 0, "interval": 100, "size": 4, field: value}
+        spp_error(c.post("/api/create_periodic", json=body), "EINVAL")
+
+
 def test_calls_without_switch_access(client):
     c, _ = client
-    assert c.post("/api/get_interfaces", json={}).json() == {"code": 0, "result": [1]}
+    assert c.post("/api/get_interfaces", json={}).json() == {"code": 0, "result": [1, 2]}
     rep = c.post("/api/get_ifattrs", json={"ifn": 1}).json()["result"]
     assert rep["availbw"] == 1000 and rep["type"] == "non-peering"
     assert c.post("/api/get_ifn", json={"addr": "192.168.1.1"}).json()["result"] == 1
-    rep = c.post("/api/get_ifn", json={"addr": "192.168.1.9"})
-    assert rep.status_code == 404 and rep.json()["error"] == "ENOENT"
-    rep = c.post("/api/get_ifpeer", json={"ifn": 1})
-    assert rep.status_code == 400 and rep.json()["code"] == 3
+    spp_error(c.post("/api/get_ifn", json={"addr": "192.168.1.9"}), "ENOENT")
+    spp_error(c.post("/api/get_ifpeer", json={"ifn": 1}), "EINVAL")
+    assert c.post("/api/get_ifpeer", json={"ifn": 2}).json()["result"] == "192.168.2.2"
 
 
 @pytest.mark.parametrize("body", [
@@ -48,17 +100,233 @@ def test_calls_without_switch_access(client):
 def test_malformed_bodies_are_einval(client, body):
     c, ctl = client
     kw = {"content": body} if isinstance(body, bytes) else {"json": body}
-    rep = c.post("/api/get_ifattrs", **kw)
-    assert rep.status_code == 400
-    assert rep.json()["code"] == 3 and rep.json()["error"] == "EINVAL" and rep.json()["message"]
+    spp_error(c.post("/api/get_ifattrs", **kw), "EINVAL")
+
+
+JSON = {"content-type": "application/json"}
+
+
+def chunks(n):
+    yield b'{"ifn": 1, "x": "'
+    for _ in range(n):
+        yield b"x" * 65536
+    yield b'"}'
+
+
+# (method, path, body, headers) -> the SPP error every answer must be (issue 11, item 5)
+MALFORMED = {
+    "invalid UTF-8": ("POST", "get_ifattrs", b'{"ifn": 1, "x": "\xff\xfe"}', JSON, "EINVAL"),
+    "5000-digit integer": ("POST", "get_ifattrs", b'{"ifn": ' + b"9" * 5000 + b"}", JSON,
+                           "EINVAL"),
+    "4000-digit integer": ("POST", "get_ifattrs", b'{"ifn": ' + b"9" * 4000 + b"}", JSON,
+                           "EINVAL"),
+    "nested 100000 deep": ("POST", "get_ifattrs", b"[" * 100_000 + b"]" * 100_000, JSON,
+                           "EINVAL"),
+    "nested 900 deep in a field": ("POST", "bind_queue", b'{"fpid": 1, "mi": 1, "queues": '
+                                   + b"[" * 900 + b"]" * 900 + b"}", JSON, "EINVAL"),
+    "NaN": ("POST", "get_ifattrs", b'{"ifn": NaN}', JSON, "EINVAL"),
+    "type 1.0": ("POST", "lookup_fltr", {"fpid": 1, "type": 1.0, "key": {}}, None, "EINVAL"),
+    "type true": ("POST", "lookup_fltr", {"fpid": 1, "type": True, "key": {}}, None, "EINVAL"),
+    "fid as a string": ("POST", "get_fltr_byfid", {"fpid": 1, "fid": "1"}, None, "EINVAL"),
+    "text/plain": ("POST", "get_ifattrs", b'{"ifn": 1}', {"content-type": "text/plain"},
+                   "EINVAL"),
+    "no body": ("POST", "get_ifattrs", None, None, "EINVAL"),
+    "unknown function": ("POST", "no_such_function", {}, None, "ENOENT"),
+    "no function": ("POST", "", {}, None, "ENOENT"),
+    "GET": ("GET", "get_ifattrs", None, None, "ENOTSUP"),
+    "PUT": ("PUT", "get_ifattrs", {"ifn": 1}, None, "ENOTSUP"),
+    "body over the limit": ("POST", "get_ifattrs", b" " * (L.MAX_BODY_BYTES + 1), JSON,
+                            "E2BIG"),
+    "chunked body over the limit": ("POST", "get_ifattrs",
+                                    lambda: chunks(L.MAX_BODY_BYTES // 65536 + 1), JSON,
+                                    "E2BIG"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_every_failure_is_an_spp_error(client, case):
+    c, ctl = client
+    method, fn, body, headers, name = MALFORMED[case]
+    kw = {"json": body} if isinstance(body, dict) else {
+        "content": body() if callable(body) else body}
+    before = ctl.store.q("SELECT * FROM slices")
+    spp_error(c.request(method, f"/api/{fn}", headers=headers, **kw), name)
+    assert ctl.store.q("SELECT * FROM slices") == before
+
+
+@pytest.mark.parametrize("body", [
+    {"addr": "1" * 1_000_000},
+    {"x" * 1_000_000: 1},
+    {"fpid": 1, "values": ["x" * 100_000] * 9, "offset": 0},
+    {"fpid": 1, "values": [-1] * 100_000, "offset": 0},
+    {"bw": 1, "filters": 1, "queues": 1, "buffers": 1, "stats": 1, "copt": "c" * 1_000_000},
+])
+def test_messages_quote_a_short_prefix_at_most(client, body):
+    c, _ = client
+    fn = "mem_write" if "values" in body else "alloc_fastpath" if "copt" in body else "get_ifn"
+    rep = c.post(f"/api/{fn}", json=body)
+    spp_error(rep, "EINVAL")
+    assert len(rep.content) < L.MAX_MESSAGE + 100
+
+
+def example(schema: dict, defs: dict):
+    """The smallest valid value of a JSON schema (of our request models)."""
+    if "$ref" in schema:
+        return example(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+    if "const" in schema or "enum" in schema:
+        return schema.get("const", (schema.get("enum") or [None])[0])
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: example(v, defs) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [example(schema["items"], defs)] * max(1, schema.get("minItems", 1))
+    if kind == "integer":
+        return int(schema.get("minimum", 0))
+    if kind == "string":
+        return "10.0.0.1" if schema.get("format") == "ipv4" else "ipv4"
+    raise AssertionError(f"no example for {schema}")
+
+
+def integer_paths(value, schema, defs, path=()):
+    """Paths of every integer field in ``value``."""
+    if "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    if schema.get("type") == "integer":
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from integer_paths(v, schema["properties"][k], defs, path + (k,))
+    elif isinstance(value, list):
+        yield from integer_paths(value[0], schema["items"], defs, path + (0,))
+
+
+def replaced(value, path, new):
+    if not path:
+        return new
+    out = dict(value) if isinstance(value, dict) else list(value)
+    out[path[0]] = replaced(value[path[0]], path[1:], new)
+    return out
+
+
+def test_every_integer_field_refuses_floats_bools_and_strings(client):
+    c, _ = client
+    schema = c.get("/openapi.json").json()
+    defs = schema["components"]["schemas"]
+    n = 0
+    for name in SLICE_API:
+        op = schema["paths"][f"/api/{name}"]["post"]
+        body_schema = op["requestBody"]["content"]["application/json"]["schema"]
+        body = example(body_schema, defs)
+        rep = c.post(f"/api/{name}", json=body)
+        assert rep.json().get("error") != "EINVAL", (name, body, rep.text)
+        for path in integer_paths(body, body_schema, defs):
+            v = _get(body, path)
+            for bad in (float(v), True, False, str(v)):
+                rep = c.post(f"/api/{name}", json=replaced(body, path, bad))
+                spp_error(rep, "EINVAL")
+                n += 1
+    assert n > 250
+
+
+def _get(value, path):
+    for p in path:
+        value = value[p]
+    return value
 
 
 def test_identity_is_checked(client):
     c, ctl = client
-    rep = c.post("/api/get_interfaces", json={}, headers={"Authorization": "Bearer nope"})
-    assert (rep.status_code, rep.json()["error"]) == (401, "EAUTH")
+    spp_error(c.post("/api/get_interfaces", json={}, headers={"Authorization": "Bearer nope"}),
+              "EAUTH")
+    spp_error(c.post("/api/get_interfaces", json={}, headers={"Authorization": "nope"}),
+              "EAUTH")
     ctl.store.x("UPDATE slices SET mgmt_addr = '10.9.9.9'")
-    rep = c.post("/api/get_interfaces", json={})
-    assert (rep.status_code, rep.json()["error"]) == (403, "EPERM")
-    rep = c.post("/admin/slices", json={})
-    assert (rep.status_code, rep.json()["error"]) == (403, "EADMIN")
+    spp_error(c.post("/api/get_interfaces", json={}), "EPERM")
+    spp_error(c.post("/admin/slices", json={}), "EADMIN")
+    spp_error(c.post("/admin/slices", json={}, headers={"X-SPP-Admin": b"\xe9"}), "EADMIN")
+
+
+def test_a_crash_is_einternal_with_its_traceback_logged(client, monkeypatch, caplog):
+    c, ctl = client
+
+    def broken(*args, **kw):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(ctl.rmp, "get_interfaces", broken)
+    with caplog.at_level(logging.ERROR, logger="controller.api"):
+        body = spp_error(c.post("/api/get_interfaces", json={}), "EINTERNAL")
+    assert "a bug" not in body["message"]
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+    # A crash outside a handler (here: authentication) is an SPP error too.
+    monkeypatch.setattr(ctl.rmp, "authenticate", broken)
+    with TestClient(c.app, raise_server_exceptions=False) as c2:
+        spp_error(c2.post("/api/get_interfaces", json={}), "EINTERNAL")
+
+
+# ---- over a real server: the peer address, the body limit, the library ----
+
+SLICE_A_MGMT, SLICE_B_MGMT = "127.0.0.2", "127.0.0.3"
+
+
+@pytest.fixture
+def server(ctl):
+    add_slice(ctl, "a", "secret-a", SLICE_A_MGMT, 2)
+    add_slice(ctl, "b", "secret-b", SLICE_B_MGMT, 3)
+    rest = Rest(ctl, "adm")
+    yield rest
+    rest.stop()
+
+
+@pytest.mark.parametrize("header", [
+    {"X-Forwarded-For": SLICE_B_MGMT},
+    {"X-Forwarded-For": f"{SLICE_B_MGMT}, 127.0.0.1"},
+    {"Forwarded": f"for={SLICE_B_MGMT}"},
+    {"X-Real-IP": SLICE_B_MGMT},
+])
+def test_a_forwarded_header_does_not_change_the_caller(server, header):
+    """Issue 11 item 1: B's secret from 127.0.0.1 claiming B's address is EPERM."""
+    before = server.ctl.store.q("SELECT * FROM slices")
+    rep = httpx.post(f"{server.url}/api/get_interfaces", json={},
+                     headers={"Authorization": "Bearer secret-b", **header})
+    spp_error(rep, "EPERM")
+    with Slice(server.url, "secret-b", local_address=SLICE_B_MGMT) as b:
+        assert b.get_interfaces() == [1, 2]                  # from B's own address it works
+    assert server.ctl.store.q("SELECT * FROM slices") == before
+
+
+def test_body_limit_over_a_real_connection(server):
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=SLICE_A_MGMT)) as h:
+        headers = {"Authorization": "Bearer secret-a", **JSON}
+        for content in (b" " * (4 * L.MAX_BODY_BYTES), chunks(L.MAX_BODY_BYTES // 65536 + 1)):
+            spp_error(h.post(f"{server.url}/api/get_ifattrs", content=content,
+                             headers=headers), "E2BIG")
+        rep = h.post(f"{server.url}/api/mem_write", headers=headers, json={
+            "fpid": 1, "offset": 0, "values": [0xFFFFFFFF] * L.MAX_WORDS_PER_CALL})
+        spp_error(rep, "ENOENT")                          # the largest call fits
+
+
+def test_library_errors_of_its_own(server):
+    """Item 6: no answer in time is ETIMEDOUT (it may have happened), no
+    connection EUNREACH (it did not); neither is the switch's ESWITCH."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        accepted = []
+        t = threading.Thread(target=lambda: accepted.append(silent.accept()), daemon=True)
+        t.start()
+        with Slice(f"http://127.0.0.1:{port}", "s", timeout=0.5) as s:
+            with pytest.raises(SppError) as e:
+                s.get_interfaces()
+        assert (e.value.code, e.value.name) == (BY_NAME["ETIMEDOUT"].code, "ETIMEDOUT")
+        t.join(timeout=5)
+        for conn, _ in accepted:
+            conn.close()
+    with Slice(f"http://127.0.0.1:{port}", "s", timeout=0.5) as s:
+        with pytest.raises(SppError) as e:
+            s.get_interfaces()
+    assert (e.value.code, e.value.name) == (BY_NAME["EUNREACH"].code, "EUNREACH")
+    with Slice(server.url, "secret-a", local_address=SLICE_A_MGMT) as a:
+        with pytest.raises(SppError) as e:
+            a.alloc_endpoint(ifn=1)                       # needs the (absent) LC
+    assert e.value.name == "ESWITCH"

@@ -155,4 +155,4 @@ def test_slice_library_finds_its_settings(tmp_path, monkeypatch):
     assert (s.controller, s.secret) == ("http://127.0.0.1:1", "abc")
     with pytest.raises(LibError) as e:
         s.get_interfaces()                       # nobody listens on port 1
-    assert e.value.name == "ESWITCH"
+    assert e.value.name == "EUNREACH"

@@ -1,0 +1,35 @@
+"""Limits of the slice API's arguments, defined once.
+
+The REST models (controller/api.py) publish them in the OpenAPI schema and
+refuse what is outside them (EINVAL); the core modules check the same
+constants, so the schema never promises what the core refuses. Limits that
+depend on a fastpath (its filters, queues, stats, SRAM) or on the inventory
+(interface bandwidth, NPE capacity) are checked by the core alone.
+"""
+
+# Filter IDs map to P4Runtime priorities (lower ID, higher priority) below
+# pipeline.FILTER_PRIORITY_BASE; 0..MAX_FILTER_ID are the slice's.
+MAX_FILTER_ID = 0xFFFE
+
+# Periodic statistics (controller/periodic.py).
+MIN_INTERVAL_MS = 100            # the periodic thread's resolution is 50 ms
+MAX_INTERVAL_MS = 3_600_000
+MAX_PERIODIC_SIZE = 4096         # entries of a job's ring buffer
+MAX_CALLBACK_LEN = 64
+
+# Amounts a slice may ask for in one call.
+MAX_KBPS = 100_000_000           # 100 Gb/s
+MAX_BUFFERS = 1 << 20
+MAX_SRAM_WORDS = 1 << 24         # also the highest SRAM word offset
+MAX_DRAM_BYTES = 1 << 34
+MAX_THRESHOLD = 1 << 20          # packets
+MAX_WORDS_PER_CALL = 4096        # mem_write values, mem_read count
+MAX_QUEUES_PER_BIND = 4096
+MAX_CODE_OPTION_LEN = 16
+
+# The REST layer: bodies above this size are refused with E2BIG (HTTP 413)
+# before they are read; error messages quote at most MAX_QUOTE characters of
+# any input and are at most MAX_MESSAGE characters long.
+MAX_BODY_BYTES = 1 << 20
+MAX_QUOTE = 40
+MAX_MESSAGE = 300
