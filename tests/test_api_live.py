@@ -29,6 +29,6 @@ def test_a_forwarded_header_cannot_write_another_slices_sram(controller, slices)
         rep = httpx.post(f"{controller.url}/api/mem_write",
                          json={"fpid": fp["fpid"], "offset": 0, "values": [0xBAD] * 8},
                          headers={"Authorization": f"Bearer {b.secret}", **header})
-        assert (rep.status_code, rep.json()["error"]) == (403, "EPERM"), rep.text
+        assert (rep.status_code, rep.json().get("error")) == (403, "EPERM"), rep.text
     assert sram() == before and before[1] == [7] * 8
     assert b.mem_read(fp["fpid"], 0, 8) == [7] * 8
