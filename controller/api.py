@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 
 from . import limits as L
 from .errors import BY_NAME, CODES, SppError, markdown_table, quote
+from .results import ok_model
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,9 @@ def create_app(ctl, admin_token: str) -> FastAPI:
             return {"code": 0, "result": call(ctl, sl, name, body)}
         endpoint.__name__ = name
         app.post(f"/api/{name}", name=name, tags=["slice API"], summary=name,
-                 description=fn.doc, responses={**ok, **errors})(endpoint)
+                 description=fn.doc, responses={
+                     200: {"model": ok_model(name), "description": "success"},
+                     **errors})(endpoint)
 
     for name, fn in FUNCTIONS.items():
         add(name, fn)

@@ -20,6 +20,7 @@ from controller import pipeline as pl
 from controller.api import FUNCTIONS, SLICE_API, create_app
 from controller.core import Controller
 from controller.errors import BY_NAME
+from controller.results import RESULTS
 from slices.client import Slice, SppError
 
 
@@ -58,7 +59,9 @@ def test_openapi_lists_every_slice_function(client):
 
 
 def test_the_table_matches_the_handlers(ctl):
-    """Each function's request fields are its handler's parameters."""
+    """Each function's request fields are its handler's parameters, and its
+    result is documented (controller/results.py; test_fuzz.py checks them)."""
+    assert set(RESULTS) == set(SLICE_API)
     for name, fn in FUNCTIONS.items():
         handler = getattr(getattr(ctl, fn.component), name)
         params = list(inspect.signature(handler).parameters)[1:]        # after the slice
