@@ -390,6 +390,7 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         title="SPP slice API",
         version="1.0",
         description=__doc__ + "\n\n## Error codes\n\n" + markdown_table(),
+        redirect_slashes=False,             # /api/x/ is no function: ENOENT, not a redirect
     )
     app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
 

@@ -136,6 +136,8 @@ MALFORMED = {
     "no body": ("POST", "get_ifattrs", None, None, "EINVAL"),
     "unknown function": ("POST", "no_such_function", {}, None, "ENOENT"),
     "no function": ("POST", "", {}, None, "ENOENT"),
+    "trailing slash": ("POST", "get_ifattrs/", {"ifn": 1}, None, "ENOENT"),
+    "OPTIONS": ("OPTIONS", "get_ifattrs", None, None, "ENOTSUP"),
     "GET": ("GET", "get_ifattrs", None, None, "ENOTSUP"),
     "PUT": ("PUT", "get_ifattrs", {"ifn": 1}, None, "ENOTSUP"),
     "body over the limit": ("POST", "get_ifattrs", b" " * (L.MAX_BODY_BYTES + 1), JSON,
