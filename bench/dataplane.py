@@ -7,6 +7,9 @@
   slowpath   (d) npe.p4 delivering the flow to a slice host, whose user-space
                  program (slices/samples/slowpath.py) sends it back with a
                  forwarding key
+  lc         (e) BMv2 running lc.p4, demultiplexing the tunnel packets to the NPE
+                 port: the line card's packet capacity (cases c and e size the
+                 testbed's NPE budget and access links, bench/isolation.py)
 
 Generator: tcpreplay, sending pre-built frames from a private namespace;
 sink: the receive counter of a veth in that namespace. Throughput: offered
@@ -50,6 +53,7 @@ CASES = {
     "minimal": "(b) BMv2 minimal.p4",
     "fastpath": "(c) NPE fastpath",
     "slowpath": "(d) NPE + slow path",
+    "lc": "(e) LC demux to the NPE",
 }
 MARK = b"SPPB"
 GEN_SRC, GEN_DST = "10.0.0.1", "10.0.9.1"
@@ -57,6 +61,7 @@ IF1, END, NH = "192.168.1.1", "192.168.1.100", "192.168.9.1"
 NPE_ADDR, SLICE_ADDR, GW = "10.0.1.2", "10.0.2.10", "10.0.2.1"
 NPE_MAC = "02:00:00:00:0b:01"
 MI_IN, MI_OUT, NH_PORT, RET_PORT, LD_PORT, EXC_PORT = 20001, 20002, 30000, 40000, 50000, 50001
+GPE_LC_PORT = 2     # the slice host's LC port, as the LC would stamp it (no LC here)
 
 
 def payload(size: int, seq: int, overhead: int) -> bytes:
@@ -134,7 +139,7 @@ class Setup:
             ns.veth("swS", "gpe0")
             ports[2] = "swS"
         ns.link_to_root("sppmb0", "mgmt0", "10.251.0.1/30", "10.251.0.2/30")
-        program = "minimal" if self.case == "minimal" else "npe"
+        program = self.case if self.case in ("minimal", "lc") else "npe"
         spec = SwitchSpec(program, ports, 9559, 9090, log_file=self.workdir / f"{program}.log",
                           quiet=True)
         cmd = spec.command()
@@ -149,12 +154,20 @@ class Setup:
             entries = [Entry.make("MinIngress.port_fwd", {"port": 0}, "MinIngress.forward",
                                   {"port": 1})]
             self.dst_mac = self.sink_mac
+        elif program == "lc":
+            # The LC's work for a meta-interface packet: guard, demux (and its
+            # fastpath's packet meter, configured far above the offered load).
+            pipe = pl.lc_pipeline()
+            entries = [pl.lc_meta_if(IF1, MI_IN, 1, NPE_MAC, self.sink_mac, police=1),
+                       pl.lc_slice_addr(SLICE_ADDR), pl.lc_npe_addr(NPE_ADDR)]
         else:
             pipe = pl.npe_pipeline()
             entries = self._npe_entries()
         with SwitchConnection("10.251.0.2:9559", pipe) as conn:
             conn.set_pipeline()
             conn.insert(entries)
+            if program == "lc":
+                conn.set_meter(pl.Lc.POLICE, 1, 10_000_000, 1_000_000)
         if self.case == "slowpath":
             self._start_slowpath()
 
@@ -166,7 +179,7 @@ class Setup:
                     [Interface(1, IF1, 0, NPE_MAC, 10_000_000)])
         fp = {"gid": 1, "local_id": 1, "stats_base": 0, "n_stats": 4, "queue_base": 0,
               "n_queues": 2, "ret_port": RET_PORT, "ld_port": LD_PORT, "exc_port": EXC_PORT}
-        sl = {"data_addr": SLICE_ADDR}
+        sl = {"data_addr": SLICE_ADDR, "lc_port": GPE_LC_PORT}
         entries = tr.npe_base_entries(node, npe) + tr.fastpath_entries(fp, sl, npe)
         for mi, port in ((1, MI_IN), (2, MI_OUT)):
             entries += tr.meta_if_entries(fp, {"mi": mi, "ifn": 1, "addr": IF1, "port": port},
@@ -188,6 +201,9 @@ class Setup:
         gpe = Namespace("spp-bench-gpe").__enter__()
         self.others.append(gpe)
         self.ns.run("ip", "link", "set", "gpe0", "netns", gpe.name)
+        # What the LC would do on the way: stamp the slice host's port (docs/metanet.md).
+        stamp = pl.lc_port_stamp(GPE_LC_PORT).to_bytes(6, "big")
+        gpe.run("ip", "link", "set", "gpe0", "address", ":".join(f"{b:02x}" for b in stamp))
         gpe.run("ip", "addr", "add", f"{SLICE_ADDR}/24", "dev", "gpe0")
         gpe.run("ip", "link", "set", "gpe0", "up")
         gpe.run("ethtool", "-K", "gpe0", "tx", "off", "rx", "off", check=False)

@@ -37,10 +37,20 @@ NPE_DROPS = {
     1: "not_tunnel", 2: "unknown_tunnel", 3: "no_fastpath", 4: "bad_slice_packet",
     5: "no_substrate_filter", 6: "filter", 7: "bad_stats", 8: "bad_queue", 9: "meter",
     10: "no_meta_if", 11: "no_endpoint", 12: "no_route", 13: "queue_full", 14: "local",
+    15: "not_slice_port", 16: "fastpath_rate",
 }
-LC_DROPS = {1: "no_route", 2: "spoofed", 3: "arp", 4: "not_ipv4", 5: "local"}
+LC_DROPS = {1: "no_route", 2: "spoofed", 3: "arp", 4: "not_ipv4", 5: "local", 6: "internal",
+            7: "policed"}
 NPE_DROP = {name: code for code, name in NPE_DROPS.items()}
 LC_DROP = {name: code for code, name in LC_DROPS.items()}
+
+# The LC stamps frames it hands to an NPE from a slice host's port with that
+# port (source MAC), see define.p4.
+LC_PORT_STAMP = 0x025350000000
+
+
+def lc_port_stamp(port: int) -> int:
+    return LC_PORT_STAMP | port
 
 
 class Npe:
@@ -57,6 +67,7 @@ class Npe:
     STATS_PRE = "NpeIngress.stats.stats_pre"
     STATS_POST = "NpeEgress.stats.stats_post"
     QUEUE_RATE = "NpeIngress.queue.queue_rate"
+    FASTPATH_RATE = "NpeIngress.bandwidth.fastpath_rate"
     DROPS_IN = "NpeIngress.drops"
     DROPS_OUT = "NpeEgress.drops"
     # Registers: BMv2 Thrift names (P4Runtime on BMv2 does not serve them).
@@ -69,7 +80,10 @@ class Lc:
 
     ARP = "LcIngress.arp.arp"
     SLICE_PORT = "LcIngress.guard.slice_port"
+    SLICE_ADDR = "LcIngress.guard.slice_addr"
+    NPE_ADDR = "LcIngress.guard.npe_addr"
     META_IF = "LcIngress.demux.meta_if"
+    POLICE = "LcIngress.demux.police_rate"
     ENDPOINT_IN = "LcIngress.nat.endpoint_in"
     ENDPOINT_OUT = "LcIngress.nat.endpoint_out"
     ROUTE = "LcIngress.route.route"
@@ -119,11 +133,13 @@ def npe_meta_if_tunnel(fastpath, meta_if, addr, port, peer_addr=0) -> Entry:
                       "NpeIngress.tunnel.from_meta_if", {"fastpath": fastpath, "meta_if": meta_if})
 
 
-def npe_slice_tunnel(fastpath, npe_addr, port, slice_addr) -> Entry:
-    """Decap: the slice host sends its packets back to (npe_addr, port)."""
+def npe_slice_tunnel(fastpath, npe_addr, port, slice_addr, lc_port) -> Entry:
+    """Decap: the slice host sends its packets back to (npe_addr, port), from
+    its address and through its own LC port (the LC's stamp)."""
     return Entry.make(Npe.TUNNEL, {"dst_addr": npe_addr, "dst_port": port,
                                    "peer_addr": slice_addr},
-                      "NpeIngress.tunnel.from_slice", {"fastpath": fastpath})
+                      "NpeIngress.tunnel.from_slice",
+                      {"fastpath": fastpath, "lc_stamp": lc_port_stamp(lc_port)})
 
 
 def npe_fastpath(fastpath, local_id, stats_base, stats_count, queue_base, queue_count) -> Entry:
@@ -196,11 +212,23 @@ def lc_slice_port(port, addr) -> Entry:
                       {"addr": addr})
 
 
-def lc_meta_if(addr, udp_port, npe_port, src_mac, npe_mac) -> Entry:
-    """Demux: tunnel packets for (addr, udp_port) go to the NPE on npe_port."""
+def lc_slice_addr(addr) -> Entry:
+    """A slice host's address: spoofed when it arrives on any other port."""
+    return Entry.make(Lc.SLICE_ADDR, {"src_addr": addr}, "LcIngress.guard.slice_host_addr")
+
+
+def lc_npe_addr(addr) -> Entry:
+    """An NPE's internal address: reachable only from slice hosts' ports."""
+    return Entry.make(Lc.NPE_ADDR, {"dst_addr": addr}, "LcIngress.guard.npe_internal")
+
+
+def lc_meta_if(addr, udp_port, npe_port, src_mac, npe_mac, police) -> Entry:
+    """Demux: tunnel packets for (addr, udp_port) go to the NPE on npe_port,
+    through packet meter ``police`` (their fastpath's, Lc.POLICE)."""
     return Entry.make(Lc.META_IF, {"dst_addr": addr, "dst_port": udp_port},
                       "LcIngress.demux.to_npe",
-                      {"port": npe_port, "src_mac": src_mac, "dst_mac": npe_mac})
+                      {"port": npe_port, "src_mac": src_mac, "dst_mac": npe_mac,
+                       "police": police})
 
 
 def lc_endpoint(pub_addr, protocol, pub_port, slice_addr, slice_port) -> tuple[Entry, Entry]:

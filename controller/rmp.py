@@ -234,8 +234,14 @@ class Rmp:
             for counter in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST):
                 npe_scd.clear_counters(counter, fp["stats_base"], stats)
             npe_scd.register_fill(pl.Npe.SRAM, fp["sram_base"], sram, 0)
+            # Bandwidth is policed from now on: queues closed until bound, the
+            # fastpath at its bw, and its inbound packets at the LC, before they
+            # cost the NPE anything (the NPE's packet budget, shared anew).
             for q in range(queues):
-                npe_scd.set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + q, None)
+                npe_scd.set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + q,
+                                  tr.queue_meter_rate(0))
+            npe_scd.set_meter(pl.Npe.FASTPATH_RATE, fp["gid"], tr.queue_meter_rate(bw))
+            self._set_police(sl, node.npe(fp["npe"]))
             npe_scd.write([(INSERT, e) for e in
                            tr.fastpath_entries(fp, sl, node.npe(fp["npe"]))])
         return self.fpinfo(sl, fp)
@@ -260,6 +266,9 @@ class Rmp:
             self.npe_scd(fp).write(npe_updates)
             for q in range(fp["n_queues"]):
                 self.npe_scd(fp).set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + q, None)
+            self.npe_scd(fp).set_meter(pl.Npe.FASTPATH_RATE, fp["gid"], None)
+            self.lc(sl).set_meter(pl.Lc.POLICE, tr.lc_police_index(node, npe, fp["gid"]), None)
+            self._set_police(sl, npe)
 
     # ---- interfaces ----
     def get_interfaces(self, sl) -> list[int]:
@@ -531,6 +540,27 @@ class Rmp:
         return self.store.scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM queues WHERE "
                                  "fastpath_id = ? AND mi = ? AND qid != ?", fp["id"], mi, but_qid)
 
+    def _set_police(self, sl, npe):
+        """The LC packet meters of all the NPE's fastpaths (police_rates)."""
+        node = self.node(sl)
+        fps = self.store.q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?", node.name,
+                           npe.name)
+        for gid, rate in tr.police_rates(npe, fps).items():
+            self.lc(sl).set_meter(pl.Lc.POLICE, tr.lc_police_index(node, npe, gid), rate)
+
+    def _queue_rates(self, fp) -> dict[int, int]:
+        return tr.queue_rates(fp, self.store.q("SELECT * FROM queues WHERE fastpath_id = ?",
+                                               fp["id"]),
+                              self.store.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?",
+                                           fp["id"]))
+
+    def _set_queue_meters(self, fp, before: dict[int, int]):
+        """Meters of the fastpath's queues whose rate is not ``before``'s."""
+        for qid, kbps in self._queue_rates(fp).items():
+            if before.get(qid) != kbps:
+                self.npe_scd(fp).set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + qid,
+                                           tr.queue_meter_rate(kbps))
+
     def bind_queue(self, sl, fpid, mi, qids: list[int]) -> dict:
         fp = self.fastpath(sl, fpid)
         mrow = self.meta_if(fp, mi)
@@ -538,6 +568,7 @@ class Rmp:
             if not 0 <= qid < fp["n_queues"]:
                 raise SppError("ERANGE", f"queue {qid} outside 0..{fp['n_queues'] - 1}")
         with self.change(sl["node"]):
+            before = self._queue_rates(fp)
             for qid in qids:
                 q = self.store.one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?",
                                    fp["id"], qid)
@@ -547,6 +578,8 @@ class Rmp:
                                             f"meta-interface {mi}")
                 self.store.x("INSERT INTO queues (fastpath_id, qid, mi) VALUES (?, ?, ?) "
                              "ON CONFLICT DO UPDATE SET mi = excluded.mi", fp["id"], qid, mi)
+            # Policed from now on, also without set_queue_params (queue_rates).
+            self._set_queue_meters(fp, before)
         return {"mi": mi, "queues": qids}
 
     def set_queue_params(self, sl, fpid, qid, threshold, bw) -> dict:
@@ -561,6 +594,7 @@ class Rmp:
                                     f"its other queues use {self._queue_bw_on(fp, q['mi'], qid)}")
         new = dict(q, threshold=threshold, bw_kbps=bw)
         with self.change(sl["node"]):
+            before = self._queue_rates(fp)
             self.store.x("UPDATE queues SET threshold = ?, bw_kbps = ? WHERE fastpath_id = ? "
                          "AND qid = ?", threshold, bw, fp["id"], qid)
             old_e, new_e = tr.queue_entries(fp, q), tr.queue_entries(fp, new)
@@ -570,7 +604,7 @@ class Rmp:
                 ups = [(DELETE, e) for e in old_e] + [(INSERT, e) for e in new_e]
             scd = self.npe_scd(fp)
             scd.write(ups)
-            scd.set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + qid, tr.queue_meter_rate(bw))
+            self._set_queue_meters(fp, before)
         return self.get_queue_params(sl, fpid, qid)
 
     def get_queue_params(self, sl, fpid, qid) -> dict:

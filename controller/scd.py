@@ -29,17 +29,62 @@ from .thrift_api import ThriftClient, ThriftError
 log = logging.getLogger(__name__)
 
 ETHERNET_MTU_FRAME = 1514
+LC_POLICE_STRIDE = 512          # LC packet meters per NPE (define.p4: LC_POLICE_SIZE)
 
 
 # ---- translation ---------------------------------------------------------
 
-def queue_meter_rate(bw_kbps: int) -> tuple[int, int] | None:
-    """Meter (bytes/s, burst bytes) of a queue's bandwidth; None: unlimited."""
+def queue_meter_rate(bw_kbps: int) -> tuple[int, int]:
+    """Meter (bytes/s, burst bytes) of a bandwidth; 0 kb/s: closed (every packet red)."""
     if bw_kbps <= 0:
-        return None
+        return 0, 1
     rate = bw_kbps * 1000 // 8
     # 20 ms of traffic, and never less than two full frames.
     return rate, max(2 * ETHERNET_MTU_FRAME, rate // 50)
+
+
+def queue_rates(fp: dict, queues: list[dict], meta_ifs: list[dict]) -> dict[int, int]:
+    """The rate (kb/s) each queue of a fastpath is policed at, from bind_queue on.
+
+    A queue with a bandwidth of its own (set_queue_params) gets it. The queues
+    of a meta-interface that have none share equally what the meta-interface's
+    bandwidth leaves after those: never more than the meta-interface has, so
+    never another queue's, nor another slice's, reserved share. A queue bound
+    to no meta-interface gets nothing (0: closed).
+    """
+    mi_bw = {m["mi"]: m["bw_kbps"] for m in meta_ifs}
+    rates = dict.fromkeys(range(fp["n_queues"]), 0)
+    by_mi: dict[int, list[dict]] = {}
+    for q in queues:
+        by_mi.setdefault(q["mi"], []).append(q)
+    for mi, qs in by_mi.items():
+        left = max(mi_bw.get(mi, 0) - sum(q["bw_kbps"] for q in qs), 0)
+        shared = sum(1 for q in qs if q["bw_kbps"] == 0)
+        for q in qs:
+            rates[q["qid"]] = q["bw_kbps"] or left // shared
+    return rates
+
+
+def lc_police_index(node: Node, npe: Npe, gid: int) -> int:
+    """The LC packet meter (Lc.POLICE) of fastpath ``gid`` of ``npe``."""
+    return [n.name for n in node.npes].index(npe.name) * LC_POLICE_STRIDE + gid
+
+
+def police_rates(npe: Npe, fastpaths: list[dict]) -> dict[int, tuple[int, int] | None]:
+    """LC packet meters (packets/s, burst packets) of an NPE's fastpaths, by
+    gid: the NPE's packet budget shared in proportion to the fastpaths' bw, so
+    that together they never offer the NPE more packets than it can process,
+    and a flooding slice's excess is dropped at the LC. None: the NPE's
+    capacity is unknown (testbed ``pps`` 0; not policed, the SRM warns)."""
+    total = sum(fp["bw_kbps"] for fp in fastpaths)
+    out: dict[int, tuple[int, int] | None] = {}
+    for fp in fastpaths:
+        if npe.pps <= 0:
+            out[fp["gid"]] = None
+            continue
+        pps = max(1, npe.pps * fp["bw_kbps"] // total) if total else 1
+        out[fp["gid"]] = (pps, max(8, pps // 20))         # 50 ms of packets
+    return out
 
 
 def fastpath_entries(fp: dict, slice_: dict, npe: Npe) -> list[Entry]:
@@ -48,7 +93,8 @@ def fastpath_entries(fp: dict, slice_: dict, npe: Npe) -> list[Entry]:
     return [
         pl.npe_fastpath(gid, fp["local_id"], fp["stats_base"], fp["n_stats"],
                         fp["queue_base"], fp["n_queues"]),
-        pl.npe_slice_tunnel(gid, npe.addr, fp["ret_port"], slice_["data_addr"]),
+        pl.npe_slice_tunnel(gid, npe.addr, fp["ret_port"], slice_["data_addr"],
+                            slice_["lc_port"]),
         pl.npe_slice_endpoint(gid, pl.METANET_LOCAL_DELIVERY, slice_["data_addr"],
                               fp["ld_port"], npe.addr, fp["ret_port"]),
         pl.npe_slice_endpoint(gid, pl.METANET_EXCEPTION, slice_["data_addr"],
@@ -62,7 +108,8 @@ def meta_if_entries(fp: dict, mi: dict, node: Node, npe: Npe) -> tuple[list[Entr
     peer = iface.peer if iface.peering else 0
     npe_entries = [pl.npe_meta_if_tunnel(fp["gid"], mi["mi"], mi["addr"], mi["port"], peer),
                    pl.npe_meta_if(fp["gid"], mi["mi"], mi["addr"], mi["port"], peer or None)]
-    lc_entries = [pl.lc_meta_if(mi["addr"], mi["port"], npe.lc_port, npe.lc_mac, npe.mac)]
+    lc_entries = [pl.lc_meta_if(mi["addr"], mi["port"], npe.lc_port, npe.lc_mac, npe.mac,
+                                lc_police_index(node, npe, fp["gid"]))]
     return npe_entries, lc_entries
 
 
@@ -87,9 +134,10 @@ def endpoint_entries(ep: dict, slice_: dict) -> list[Entry]:
 
 
 def slice_entries(slice_: dict, node: Node) -> list[Entry]:
-    """LC: route to the slice host, and its port's source guard."""
+    """LC: route to the slice host, and its port's and address's source guard."""
     return [pl.lc_route(slice_["data_addr"], 32, slice_["lc_port"], node.gpe_mac, slice_["mac"]),
-            pl.lc_slice_port(slice_["lc_port"], slice_["data_addr"])]
+            pl.lc_slice_port(slice_["lc_port"], slice_["data_addr"]),
+            pl.lc_slice_addr(slice_["data_addr"])]
 
 
 def npe_base_entries(node: Node, npe: Npe) -> list[Entry]:
@@ -112,6 +160,7 @@ def lc_base_entries(node: Node) -> list[Entry]:
         out.append(pl.lc_route(str(net.network_address), net.prefixlen, r.lc_port, mac, r.dst_mac))
     for npe in node.npes:
         out.append(pl.lc_route(npe.addr, 32, npe.lc_port, npe.lc_mac, npe.mac))
+        out.append(pl.lc_npe_addr(npe.addr))       # only slice hosts' ports reach it
     return out
 
 
@@ -121,6 +170,8 @@ class Intent:
 
     entries: list[Entry] = field(default_factory=list)
     meters: dict[int, tuple[int, int] | None] = field(default_factory=dict)   # queue index
+    fastpath_meters: dict[int, tuple[int, int]] = field(default_factory=dict)  # fastpath gid
+    police_meters: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # LC
     registers: dict[int, int] = field(default_factory=dict)                   # SRAM cell
 
 
@@ -145,11 +196,19 @@ def node_intent(store, node: Node) -> dict[str, Intent]:
             lc.entries += l_e
         for f in store.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
             it.entries.append(filter_entry(fp, f["fid"], loads(f["data"])))
-        for q in store.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"]):
+        queues = store.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"])
+        for q in queues:
             it.entries += queue_entries(fp, q)
-            it.meters[fp["queue_base"] + q["qid"]] = queue_meter_rate(q["bw_kbps"])
+        mis = store.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"])
+        for qid, kbps in queue_rates(fp, queues, mis).items():
+            it.meters[fp["queue_base"] + qid] = queue_meter_rate(kbps)
+        it.fastpath_meters[fp["gid"]] = queue_meter_rate(fp["bw_kbps"])
         for cell in store.q("SELECT offset, value FROM sram WHERE fastpath_id = ?", fp["id"]):
             it.registers[fp["sram_base"] + cell["offset"]] = cell["value"]
+    for npe in node.npes:
+        fps = store.q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?", node.name, npe.name)
+        for gid, rate in police_rates(npe, fps).items():
+            lc.police_meters[lc_police_index(node, npe, gid)] = rate
     return intents
 
 
@@ -274,10 +333,14 @@ class Scd:
             inserts = [(INSERT, e) for k, e in want.items() if k not in have]
             modifies = [(MODIFY, e) for k, e in want.items() if k in have and have[k] != e]
             self.write(deletes + modifies + inserts)
-            meter = pl.Npe.QUEUE_RATE if self.role == "npe" else None
-            if meter:
+            if self.role == "npe":
                 for index, rate in intent.meters.items():
-                    self.set_meter(meter, index, rate)
+                    self.set_meter(pl.Npe.QUEUE_RATE, index, rate)
+                for index, rate in intent.fastpath_meters.items():
+                    self.set_meter(pl.Npe.FASTPATH_RATE, index, rate)
+            else:
+                for index, rate in intent.police_meters.items():
+                    self.set_meter(pl.Lc.POLICE, index, rate)
             if pushed and intent.registers:
                 self.register_write(pl.Npe.SRAM, intent.registers)
             counts = {"inserted": len(inserts), "deleted": len(deletes),

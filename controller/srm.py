@@ -11,12 +11,15 @@ a switch.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from . import pipeline as pl
 from .errors import SppError
 from .p4rt import P4Type, Pipeline
 from .testbed import Node, Npe, Testbed
+
+log = logging.getLogger(__name__)
 
 # UDP port ranges the SRM hands out.
 META_IF_PORTS = range(20000, 30000)     # meta-interface endpoints on interfaces
@@ -75,6 +78,15 @@ class Srm:
         self.testbed = testbed
         self.capacity = {npe.name: NpeCapacity.of(npe_pipeline, npe)
                          for node in testbed.nodes for npe in node.npes}
+        for npe in (n for node in testbed.nodes for n in node.npes):
+            if npe.pps > 0:
+                log.info("%s: %d packets/s for %d kb/s of fastpaths; the LC polices each "
+                         "fastpath's inbound packets to its share", npe.name, npe.pps,
+                         npe.bandwidth_kbps)
+            else:
+                log.warning("%s: packet capacity unknown (testbed 'pps' is 0): the LC does "
+                            "NOT police fastpaths' packet rates, a flood can use up this "
+                            "NPE's packets", npe.name)
 
     # ---- interfaces and bandwidth ----
     def reserved_on(self, node: str, ifn: int) -> int:

@@ -2,8 +2,11 @@
  * lc.p4: the SPP's line card, the node's front door. Every packet in or out
  * of the node, and between its NPEs and slice hosts, crosses it:
  *   ARP         -> answered for the LC's own addresses
- *   source guard-> slice hosts may only use their own source address
- *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE
+ *   source guard-> slice hosts may only use their own source address, nobody
+ *                  else a slice host's; an NPE's internal address only from
+ *                  slice hosts' ports
+ *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE,
+ *                  policed per fastpath to its share of the NPE's packets
  *   NAT         -> allocated endpoints to/from the owning slice host
  *   route       -> everything else by destination, or dropped and counted
  */
@@ -40,7 +43,7 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
             guard.apply(hdr, meta, std_meta);
             bit<1> to_npe = 0;
             if (meta.drop_reason == NO_DROP) {
-                demux.apply(hdr, std_meta, to_npe);
+                demux.apply(hdr, meta, std_meta, to_npe);
             }
             if (meta.drop_reason == NO_DROP && to_npe == 0) {
                 nat.apply(hdr, meta);
@@ -51,6 +54,9 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
                     meta.drop_reason = LC_DROP_LOCAL;
                 } else if (routed == 0) {
                     meta.drop_reason = LC_DROP_NO_ROUTE;
+                } else if (meta.stamp == 1) {
+                    // To an NPE from a slice host: which port it came from.
+                    hdr.ethernet.src_addr = LC_PORT_STAMP | (mac_addr_t)std_meta.ingress_port;
                 }
             }
         }

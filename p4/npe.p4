@@ -11,6 +11,7 @@
  *   stats      -> count before the queue
  *   IPv4       -> TTL and checksum; TTL expiry becomes an exception
  *   queue      -> the queue's meter
+ *   bandwidth  -> the fastpath's meter
  *   encap      -> into the output tunnel, or into the slice's internal tunnel
  *   route      -> egress port and MACs
  *   egress: queue threshold and occupancy, count after the queue
@@ -44,6 +45,7 @@ control NpeIngress(inout npe_headers_t hdr, inout npe_metadata_t meta,
     StatsIngress() stats;
     Ipv4Forward() ipv4;
     QueueIngress() queue;
+    FastpathRate() bandwidth;
     MetaIfEncap() meta_if_encap;
     SliceEncap() slice_encap;
     Route() route;
@@ -99,11 +101,17 @@ control NpeIngress(inout npe_headers_t hdr, inout npe_metadata_t meta,
         if (meta.reason != REASON_NONE) {
             meta.counted = 0;       // exceptions pass no queue
         }
-        if (meta.reason != REASON_NONE || meta.result == RESULT_LOCAL) {
-            slice_encap.apply(hdr, meta);
-        } else {
+        bool to_slice = meta.reason != REASON_NONE || meta.result == RESULT_LOCAL;
+        if (!to_slice) {
             queue.apply(meta);
-            if (meta.drop_reason == NO_DROP) {
+        }
+        if (meta.drop_reason == NO_DROP) {
+            bandwidth.apply(meta);
+        }
+        if (meta.drop_reason == NO_DROP) {
+            if (to_slice) {
+                slice_encap.apply(hdr, meta);
+            } else {
                 meta_if_encap.apply(hdr, meta);
             }
         }

@@ -3,7 +3,8 @@ routing, source guard, and counted drops.
 
 Scenario: LC port 0 is an external interface (192.168.1.1, towards end
 hosts), port 1 leads to the NPE, port 2 to a slice host (10.0.2.10), port 3
-to a second slice host (10.0.2.11).
+to a second slice host (10.0.2.11), port 4 is a peering interface
+(192.168.2.1, peer 192.168.2.2).
 """
 
 from base import SwitchTest
@@ -18,11 +19,14 @@ from controller.pipeline import (
     lc_endpoint,
     lc_local_addr,
     lc_meta_if,
+    lc_npe_addr,
+    lc_port_stamp,
     lc_route,
+    lc_slice_addr,
     lc_slice_port,
 )
 
-EXT, NPE, SLICE_A, SLICE_B = 0, 1, 2, 3
+EXT, NPE, SLICE_A, SLICE_B, PEERING = 0, 1, 2, 3, 4
 LC_MAC = "00:00:00:00:00:aa"
 HOST_MAC, NPE_MAC = "00:00:00:00:00:01", "00:00:00:00:01:01"
 SLICE_A_MAC, SLICE_B_MAC = "00:00:00:00:02:0a", "00:00:00:00:02:0b"
@@ -30,6 +34,11 @@ IF1, GW = "192.168.1.1", "10.0.2.1"
 HOST = "192.168.1.100"
 NPE_ADDR = "10.0.1.2"
 SLICE_A_ADDR, SLICE_B_ADDR = "10.0.2.10", "10.0.2.11"
+IF2, PEER2, PEER_MAC = "192.168.2.1", "192.168.2.2", "00:00:00:00:00:02"
+
+
+def mac(value: int) -> str:
+    return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
 
 
 class LcTest(SwitchTest):
@@ -46,6 +55,9 @@ class LcTest(SwitchTest):
             lc_route(SLICE_A_ADDR, 32, SLICE_A, LC_MAC, SLICE_A_MAC),
             lc_route(SLICE_B_ADDR, 32, SLICE_B, LC_MAC, SLICE_B_MAC),
             lc_slice_port(SLICE_A, SLICE_A_ADDR), lc_slice_port(SLICE_B, SLICE_B_ADDR),
+            lc_arp(IF2, LC_MAC), lc_local_addr(IF2),
+            lc_route("192.168.2.0", 24, PEERING, LC_MAC, PEER_MAC),
+            lc_slice_addr(SLICE_A_ADDR), lc_slice_addr(SLICE_B_ADDR), lc_npe_addr(NPE_ADDR),
         ])
 
     def drop_count(self, reason):
@@ -77,7 +89,7 @@ class DemuxToNpe(LcTest):
     but for the MACs; the same address on another port is not a tunnel."""
 
     def runTest(self):
-        self.sw.insert([lc_meta_if(IF1, 20001, NPE, LC_MAC, NPE_MAC)])
+        self.sw.insert([lc_meta_if(IF1, 20001, NPE, LC_MAC, NPE_MAC, police=1)])
         pkt = from_host(UDP(sport=45000, dport=20001) / Raw(b"\x45" + b"t" * 40))
         exp = pkt.copy()
         exp[Ether].src, exp[Ether].dst = LC_MAC, NPE_MAC
@@ -136,7 +148,7 @@ class Routing(LcTest):
         back = (Ether(src=SLICE_A_MAC, dst=LC_MAC) / IP(src=SLICE_A_ADDR, dst=NPE_ADDR, id=2)
                 / UDP(sport=6000, dport=40000) / Raw(b"b" * 30))
         exp = back.copy()
-        exp[Ether].src, exp[Ether].dst = LC_MAC, NPE_MAC
+        exp[Ether].src, exp[Ether].dst = mac(lc_port_stamp(SLICE_A)), NPE_MAC
         self.send(SLICE_A, back)
         self.expect(exp, NPE)
         self.send(NPE, Ether(src=NPE_MAC, dst=LC_MAC) / IP(src=IF1, dst="8.8.8.8") / ICMP())
@@ -158,3 +170,64 @@ class SourceGuard(LcTest):
                   / UDP(sport=1, dport=40000))
         self.expect_nothing_else()
         self.assertEqual(self.drop_count("spoofed"), 2)
+
+
+class ReturnPathGuard(LcTest):
+    """Only a slice host, from its own port, reaches the NPE's internal address
+    (the slices' return path): the frame a slice host sends there leaves
+    stamped with its port. The same frame from the external port or from the
+    peering port, with the slice host's source or any other, is dropped and
+    counted; so is a slice host's source address on any port but its own."""
+
+    def runTest(self):
+        def ret(src, port_mac=HOST_MAC):
+            return (Ether(src=port_mac, dst=LC_MAC) / IP(src=src, dst=NPE_ADDR, id=3)
+                    / UDP(sport=6000, dport=40000) / Raw(b"\x53\x03" + b"r" * 40))
+        legit = ret(SLICE_A_ADDR, SLICE_A_MAC)
+        exp = legit.copy()
+        exp[Ether].src, exp[Ether].dst = mac(lc_port_stamp(SLICE_A)), NPE_MAC
+        self.send(SLICE_A, legit)
+        self.expect(exp, NPE)
+        # Spoofed return frames: the slice host's address from outside ...
+        self.send(EXT, ret(SLICE_A_ADDR))
+        self.send(PEERING, ret(SLICE_A_ADDR, PEER_MAC))
+        self.send(NPE, ret(SLICE_A_ADDR, NPE_MAC))
+        # ... and any other source, for the NPE's address, from outside.
+        self.send(EXT, ret(HOST))
+        self.send(PEERING, ret(PEER2, PEER_MAC))
+        # A slice host's address elsewhere: not even to an end host.
+        self.send(EXT, from_host(UDP(sport=1, dport=2), dst="192.168.1.200", src=SLICE_B_ADDR))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("spoofed"), 4)
+        self.assertEqual(self.drop_count("internal"), 2)
+        # Slice B from its own port reaches the NPE too, stamped with its port
+        # (the NPE keys A's return path on A's address and A's port).
+        b = ret(SLICE_B_ADDR, SLICE_B_MAC)
+        exp = b.copy()
+        exp[Ether].src, exp[Ether].dst = mac(lc_port_stamp(SLICE_B)), NPE_MAC
+        self.send(SLICE_B, b)
+        self.expect(exp, NPE)
+        self.expect_nothing_else()
+
+
+class PolicePerFastpath(LcTest):
+    """Meta-interface traffic is policed at the LC, before the NPE, by its
+    fastpath's packet meter: two meta-interfaces of one fastpath share one
+    meter, another fastpath's meta-interface has its own. Exact pass counts
+    (the bursts); the excess is dropped and counted."""
+
+    def runTest(self):
+        self.sw.insert([lc_meta_if(IF1, 20001, NPE, LC_MAC, NPE_MAC, police=3),
+                        lc_meta_if(IF1, 20002, NPE, LC_MAC, NPE_MAC, police=3),
+                        lc_meta_if(IF1, 21001, NPE, LC_MAC, NPE_MAC, police=4)])
+        self.sw.set_meter(Lc.POLICE, 3, rate=1, burst=4)      # packets/s, packets
+        self.sw.set_meter(Lc.POLICE, 4, rate=1, burst=6)
+
+        def tun(dport):
+            return from_host(UDP(sport=45000, dport=dport) / Raw(b"\x45" + b"p" * 40))
+        for dport in (20001, 20002, 21001):
+            self.send(EXT, tun(dport), count=5)
+        got = [UDP(p[34:]).dport for port, p in self.receive_all() if port == NPE]
+        self.assertEqual(got.count(20001) + got.count(20002), 4)
+        self.assertEqual(got.count(21001), 5)
+        self.assertEqual(self.drop_count("policed"), 15 - 9)

@@ -19,6 +19,7 @@ from controller.pipeline import (
     NPE_DROP,
     FilterResult,
     Npe,
+    lc_port_stamp,
     npe_fastpath,
     npe_filter,
     npe_local_addr,
@@ -40,6 +41,7 @@ END1, NH = "192.168.1.100", "192.168.1.200"
 SLICE = "10.0.2.10"
 LD_PORT, EXC_PORT, RET_PORT = 5000, 5001, 40000
 TO_LC, TO_SLICES = 0, 1
+SLICE_LC_PORT = 2                         # the slice host's port on the LC
 
 
 class Fastpath:
@@ -47,14 +49,14 @@ class Fastpath:
 
     def __init__(self, fp=7, local=1, stats_base=100, stats_count=16, queue_base=20,
                  queue_count=4, mi_ports=None, slice_addr=SLICE, ret_port=RET_PORT,
-                 ld_port=LD_PORT, exc_port=EXC_PORT):
+                 ld_port=LD_PORT, exc_port=EXC_PORT, lc_port=SLICE_LC_PORT):
         self.fp, self.local = fp, local
         self.stats_base, self.queue_base = stats_base, queue_base
         self.mi_ports = mi_ports or {1: 20001, 2: 20002}
         self.slice_addr, self.ret_port = slice_addr, ret_port
         self.ld_port, self.exc_port = ld_port, exc_port
         self.entries = [npe_fastpath(fp, local, stats_base, stats_count, queue_base, queue_count),
-                        npe_slice_tunnel(fp, NPE_ADDR, ret_port, slice_addr),
+                        npe_slice_tunnel(fp, NPE_ADDR, ret_port, slice_addr, lc_port),
                         npe_slice_endpoint(fp, METANET_LOCAL_DELIVERY, slice_addr, ld_port,
                                            NPE_ADDR, ret_port),
                         npe_slice_endpoint(fp, METANET_EXCEPTION, slice_addr, exc_port,
@@ -102,6 +104,17 @@ def to_slice(datagram, kind, reason, meta_if=1, tsrc=END1, tsport=45000, dport=E
             / UDP(sport=RET_PORT, dport=dport, chksum=0)
             / mn.MetaNet(kind=kind, reason=reason, fastpath=local, meta_if=meta_if,
                          tunnel_src_addr=tsrc, tunnel_src_port=tsport) / payload)
+
+
+def from_slice_frame(datagram, md=None, src=SLICE, key=True, lc_port=SLICE_LC_PORT,
+                     ret_port=RET_PORT, stamp=None):
+    """A datagram the slice host sends back to its fastpath, as the LC hands
+    it to the NPE: source MAC stamped with the slice host's LC port."""
+    md = md if md is not None else mn.MetaNet(kind=mn.FROM_SLICE)
+    key_hdr = mn.FwdKey(dst_addr=NH, src_port=20002, dst_port=30000) if key else Raw(b"")
+    mac = stamp or ":".join(f"{b:02x}" for b in lc_port_stamp(lc_port).to_bytes(6, "big"))
+    return (Ether(dst=NPE_MAC, src=mac) / IP(src=src, dst=NPE_ADDR, id=9)
+            / UDP(sport=6000, dport=ret_port, chksum=0) / md / key_hdr / datagram)
 
 
 class NpeTest(SwitchTest):
@@ -306,9 +319,7 @@ class SubstrateFilter(NpeTest):
         d = inner()
 
         def from_slice(md, src=SLICE, key=True):
-            key_hdr = mn.FwdKey(dst_addr=NH, src_port=20002, dst_port=30000) if key else Raw(b"")
-            return (Ether(dst=NPE_MAC, src=LC_SLICE_MAC) / IP(src=src, dst=NPE_ADDR, id=9)
-                    / UDP(sport=6000, dport=RET_PORT, chksum=0) / md / key_hdr / d)
+            return from_slice_frame(d, md, src=src, key=key)
 
         self.send(TO_SLICES, from_slice(mn.MetaNet(kind=mn.FROM_SLICE, fastpath=999, meta_if=77)))
         self.expect(forwarded(d), TO_LC)
@@ -412,3 +423,97 @@ class QueueThreshold(NpeTest):
         self.assertEqual(post, len(got))
         self.assertEqual(self.sw.read_counter(Npe.STATS_PRE, 104).packets, 12)
 
+
+
+class ReturnPathPort(NpeTest):
+    """A slice's return path takes only frames the LC stamped with the slice
+    host's own LC port: the same datagram, key and source address stamped with
+    another port (another slice host's), or not stamped at all (as from an
+    interface or a peering link), is dropped and counted."""
+
+    def runTest(self):
+        fp = Fastpath()
+        self.install(fp.entries, fp.filter(2, fwd(mi=2, nh=NH, port=30000),
+                                           lookup=LOOKUP_SUBSTRATE, src_port=(20002, 0xFFFF)))
+        d = inner()
+        self.send(TO_SLICES, from_slice_frame(d))
+        self.expect(forwarded(d), TO_LC)
+        self.send(TO_SLICES, from_slice_frame(d, lc_port=SLICE_LC_PORT + 1))
+        self.send(TO_LC, from_slice_frame(d, stamp=LC_MAC))
+        self.send(TO_SLICES, from_slice_frame(d, stamp=LC_SLICE_MAC))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("not_slice_port"), 3)
+
+
+class NoStats(NpeTest):
+    """A fastpath allocated without stats (stats=0) forwards and delivers
+    locally, uncounted: its filters' stats index 0 names no counter."""
+
+    def runTest(self):
+        fp = Fastpath(stats_count=0)
+        self.install(fp.entries, fp.filter(1, fwd(stats=0), protocol=(17, 0xFF)),
+                     fp.filter(2, FilterResult("local", stats=0), protocol=(6, 0xFF)))
+        d = inner()
+        t = IP(src="10.9.0.1", dst="10.1.2.3", id=5) / TCP(sport=80, dport=8080)
+        for _ in range(3):
+            self.send(TO_LC, tunnel(d))
+            self.expect(forwarded(d), TO_LC)
+        self.send(TO_LC, tunnel(t))
+        self.expect(to_slice(t, mn.LOCAL_DELIVERY, mn.NONE, dport=LD_PORT), TO_SLICES)
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("bad_stats"), 0)
+        for counter in (Npe.STATS_PRE, Npe.STATS_POST):
+            self.assertEqual(sum(c.packets for c in self.sw.read_counters(counter).values()), 0)
+
+
+def passed(test, port=TO_LC):
+    return len([p for q, p in test.receive_all() if q == port])
+
+
+class QueueRates(NpeTest):
+    """Two fastpaths' queues leaving by the same egress port, each policed at
+    its own rate: exact pass and drop counts, first the burst, then what each
+    rate refills in 1.5 s. Neither queue's excess takes from the other."""
+
+    def runTest(self):
+        a = Fastpath(fp=7, stats_base=100, queue_base=20, mi_ports={1: 20001, 2: 20002})
+        b = Fastpath(fp=8, stats_base=116, queue_base=24, mi_ports={1: 21001, 2: 21002},
+                     ret_port=40001)
+        self.install(a.entries, b.entries, a.filter(1, fwd(queue=1)),
+                     b.filter(1, fwd(queue=3)))
+        d = inner(payload=b"q" * 200)
+        size = len(tunnel(d))
+        # A: one packet per second, a burst of 3; B: two per second, a burst of 5.
+        self.sw.set_meter(Npe.QUEUE_RATE, 20 + 1, rate=size, burst=3 * size)
+        self.sw.set_meter(Npe.QUEUE_RATE, 24 + 3, rate=2 * size, burst=5 * size)
+        got, t_sent = {}, 0.0
+        for phase in (1, 2):
+            time.sleep(max(0.0, t_sent + 1.5 - time.monotonic()))
+            self.send(TO_LC, tunnel(d, dport=20001), count=10)
+            self.send(TO_LC, tunnel(d, dport=21001), count=10)
+            t_sent = time.monotonic()
+            out = [UDP(p[34:]).sport for port, p in self.receive_all() if port == TO_LC]
+            got[("a", phase)], got[("b", phase)] = out.count(20002), out.count(21002)
+        self.assertEqual(got, {("a", 1): 3, ("b", 1): 5, ("a", 2): 1, ("b", 2): 3})
+        self.assertEqual(self.drop_count("meter"), 40 - 12)
+
+
+class FastpathBandwidth(NpeTest):
+    """The fastpath's own meter bounds everything it sends, whatever its
+    queues: forwarded traffic through a queue with no rate of its own, and
+    traffic to the slice host (exceptions). Over it: dropped and counted."""
+
+    def runTest(self):
+        fp = Fastpath()
+        self.install(fp.entries, fp.filter(1, fwd(queue=1), protocol=(17, 0xFF)))
+        d = inner(payload=b"f" * 200)
+        size = len(tunnel(d))
+        self.assertIsNone(self.sw.read_meter(Npe.QUEUE_RATE, 20 + 1))
+        self.sw.set_meter(Npe.FASTPATH_RATE, fp.fp, rate=size // 10, burst=4 * size)
+        self.send(TO_LC, tunnel(d), count=10)
+        self.assertEqual(passed(self), 4)
+        # A miss goes to the slice host: the same meter, now empty.
+        self.send(TO_LC, tunnel(IP(src="10.9.0.1", dst="10.1.2.3") / TCP()), count=3)
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("fastpath_rate"), 6 + 3)
+        self.assertEqual(self.drop_count("meter"), 0)

@@ -23,7 +23,7 @@ from mininet_topo.bmv2 import Bmv2Error, SwitchSpec, find_bmv2, wait_ready
 from mininet_topo.netns import Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTS = 4                       # per switch
+PORTS = 5                       # per switch
 SWITCHES = (("npe", 0, 9559, 9090), ("lc", 1, 9560, 9091))   # name, device, gRPC, Thrift
 
 

@@ -74,14 +74,14 @@ def test_rest_calls_program_the_switches(controller, slices):
     for e in [pl.npe_fastpath(gid, 1, row["stats_base"], 8, qbase, 4),
               pl.npe_meta_if_tunnel(gid, mi1["mi"], IF1, mi1["port"]),
               pl.npe_meta_if(gid, mi2["mi"], IF1, mi2["port"]),
-              pl.npe_slice_tunnel(gid, NPE_ADDR, fp["ret_endpoint"]["port"], SLICE_A),
+              pl.npe_slice_tunnel(gid, NPE_ADDR, fp["ret_endpoint"]["port"], SLICE_A, 2),
               pl.npe_filter(gid, 10, 0, {"dst_addr": "10.1.0.0"}, {"dst_addr": "255.255.0.0"},
                             pl.FilterResult(**FWD)),
               pl.npe_queue_params(qbase, 32)]:
         assert as_key(ctl, "npe", e) in npe, e
     lc = switch_entries(ctl, "lc")
     assert as_key(ctl, "lc", pl.lc_meta_if(IF1, mi1["port"], 1, "02:00:00:00:01:01",
-                                           "02:00:00:00:01:02")) in lc
+                                           "02:00:00:00:01:02", gid)) in lc
     # The queue's meter holds its bandwidth (800 kb/s = 100000 B/s).
     assert ctl.scds["npe"].conn.read_meter(pl.Npe.QUEUE_RATE, qbase)[0] == 100_000
     assert a.get_queue_params(fp["fpid"], 0) == {"qid": 0, "mi": mi2["mi"], "threshold": 32,

@@ -52,7 +52,7 @@ def test_names_and_builders_match_the_p4info():
     entries = [
         (npe, pl.npe_fastpath(1, 1, 0, 8, 0, 4)),
         (npe, pl.npe_meta_if_tunnel(1, 1, "192.168.1.1", 20000)),
-        (npe, pl.npe_slice_tunnel(1, "10.0.1.2", 40000, "10.0.2.10")),
+        (npe, pl.npe_slice_tunnel(1, "10.0.1.2", 40000, "10.0.2.10", 2)),
         (npe, pl.npe_meta_if(1, 1, "192.168.1.1", 20000, "192.168.1.2")),
         (npe, pl.npe_slice_endpoint(1, 2, "10.0.2.10", 50001, "10.0.1.2", 40000)),
         (npe, pl.npe_queue_params(3, 10)),
@@ -60,7 +60,10 @@ def test_names_and_builders_match_the_p4info():
         (npe, pl.npe_route("0.0.0.0", 0, 0, "02:00:00:00:00:01", "02:00:00:00:00:02")),
         (lc, pl.lc_arp("192.168.1.1", "02:00:00:00:00:01")),
         (lc, pl.lc_slice_port(2, "10.0.2.10")),
-        (lc, pl.lc_meta_if("192.168.1.1", 20000, 1, "02:00:00:00:00:01", "02:00:00:00:00:02")),
+        (lc, pl.lc_meta_if("192.168.1.1", 20000, 1, "02:00:00:00:00:01", "02:00:00:00:00:02",
+                           1)),
+        (lc, pl.lc_slice_addr("10.0.2.10")),
+        (lc, pl.lc_npe_addr("10.0.1.2")),
         (lc, pl.lc_endpoint("192.168.1.1", 17, 8053, "10.0.2.10", 53)[0]),
         (lc, pl.lc_local_addr("192.168.1.1")),
     ]

@@ -69,14 +69,28 @@ const drop_reason_t NPE_DROP_NO_ENDPOINT         = 11; // slice endpoint not con
 const drop_reason_t NPE_DROP_NO_ROUTE            = 12; // no route for the outer destination
 const drop_reason_t NPE_DROP_QUEUE_FULL          = 13; // queue over its threshold (egress)
 const drop_reason_t NPE_DROP_LOCAL               = 14; // for the NPE itself, not a tunnel
-#define NPE_DROP_REASONS 16
+const drop_reason_t NPE_DROP_NOT_SLICE_PORT      = 15; // return traffic not from the slice's LC port
+const drop_reason_t NPE_DROP_FASTPATH_RATE       = 16; // over the fastpath's bandwidth
+#define NPE_DROP_REASONS 32
 
 const drop_reason_t LC_DROP_NO_ROUTE = 1;              // no route for the destination
 const drop_reason_t LC_DROP_SPOOFED  = 2;              // slice host sent with another source
 const drop_reason_t LC_DROP_ARP      = 3;              // ARP we do not answer
 const drop_reason_t LC_DROP_NOT_IPV4 = 4;              // neither IPv4 nor ARP
 const drop_reason_t LC_DROP_LOCAL    = 5;              // for the LC itself, no endpoint
+const drop_reason_t LC_DROP_INTERNAL = 6;              // for an NPE's internal address, not
+                                                       // from a slice host's port
+const drop_reason_t LC_DROP_POLICED  = 7;              // over its fastpath's packet rate
 #define LC_DROP_REASONS 8
+
+/*
+ * The LC stamps the frames it hands to an NPE from a slice host's port with
+ * that port: source MAC = LC_PORT_STAMP | port (a locally administered
+ * address, "SP"). Every frame reaches an NPE through the LC, which rewrites
+ * the source MAC of every frame it forwards, so the NPE can trust the stamp
+ * and accept a slice's return traffic only from that slice's own LC port.
+ */
+const mac_addr_t LC_PORT_STAMP = 0x025350000000;
 
 // Table and extern sizes: the capacity of one NPE or LC.
 #define NPE_PHYS_IF_SIZE     64
@@ -93,5 +107,7 @@ const drop_reason_t LC_DROP_LOCAL    = 5;              // for the LC itself, no 
 #define LC_ENDPOINT_SIZE     4096
 #define LC_ARP_SIZE          256
 #define LC_PORT_SIZE         512
+#define LC_NPE_SIZE          16
+#define LC_POLICE_SIZE       2048    // packet meters: 512 per NPE, indexed by fastpath
 
 #endif

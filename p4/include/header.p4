@@ -112,6 +112,7 @@ struct npe_metadata_t {
     fastpath_id_t local_fastpath;  // the slice's number for it (meta-net header)
     meta_if_t     meta_if;
     ipv4_addr_t   peer_key;        // outer source if the interface is peering, else 0
+    mac_addr_t    slice_stamp;     // from the slice: the LC port stamp it must carry
     // Partition of the fastpath: [base, base + count).
     index_t       stats_base;
     index_t       stats_count;
@@ -156,6 +157,8 @@ struct lc_metadata_t {
     l4_port_t     nat_port;
     l4_port_t     nat_key_port;    // the port endpoint_in/endpoint_out look up
     ipv4_addr_t   guard_addr;      // the only source a slice port may use
+    bit<1>        stamp;           // to an NPE's internal address: stamp the LC port
+    bit<16>       police;          // the packet meter of a meta-interface's fastpath
     drop_reason_t drop_reason;
 }
 

@@ -39,4 +39,25 @@ control Fastpath(inout npe_metadata_t meta) {
     }
 }
 
+/*
+ * The fastpath's bandwidth (alloc_fastpath's bw): a byte meter per fastpath,
+ * run on everything the fastpath sends, forwarded (after its queue's meter)
+ * or to the slice host (local delivery, exceptions). Over the rate (red):
+ * dropped. Forwarded traffic alone cannot exceed it (its queues' rates add up
+ * to at most the meta-interfaces' bandwidth, which adds up to at most the
+ * reservations, at most the fastpath's bw); this meter also bounds the
+ * traffic to the slice host, so the sum never exceeds the fastpath's bw.
+ */
+control FastpathRate(inout npe_metadata_t meta) {
+    meter(NPE_FASTPATH_SIZE + 1, MeterType.bytes) fastpath_rate;
+
+    apply {
+        bit<2> color;
+        fastpath_rate.execute_meter((index_t)meta.fastpath, color);
+        if (color == V1MODEL_METER_COLOR_RED) {
+            meta.drop_reason = NPE_DROP_FASTPATH_RATE;
+        }
+    }
+}
+
 #endif

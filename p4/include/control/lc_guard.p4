@@ -1,8 +1,20 @@
 /*
- * Source guard (LC): a port that leads to a slice host accepts only that
- * host's address as source. The NPE trusts the source address of packets a
- * slice sends back (it keys the slice's return tunnel on it), and the NAT
- * keys endpoints on it: one slice must not be able to pass for another.
+ * Source guard (LC): the node's internal addresses are reachable and usable
+ * only from where they belong.
+ *
+ *   - A port that leads to a slice host accepts only that host's address as
+ *     source (slice_port): one slice must not pass for another.
+ *   - A slice host's address arriving on any other port (an interface, a
+ *     peering link, an NPE) is spoofed (slice_addr).
+ *   - An NPE's internal address (where slices send their packets back to
+ *     their fastpaths) is reachable only from slice hosts' ports (npe_addr);
+ *     from anywhere else the packet is dropped (`internal`). Frames for it
+ *     that pass are stamped with their slice port (LC_PORT_STAMP), which the
+ *     NPE checks against the port it expects for the slice's return tunnel.
+ *
+ * The NPE keys a slice's return tunnel on the slice host's address and the
+ * NAT keys endpoints on it: together these make the return path the slice's
+ * own host's, on its own port, and nobody else's.
  */
 #ifndef __SPP_LC_GUARD__
 #define __SPP_LC_GUARD__
@@ -26,9 +38,51 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
         size = LC_PORT_SIZE;
     }
 
+    // Entries: every slice host's address, and every NPE's.
+    action slice_host_addr() { }
+    action npe_internal() { }
+
+    table slice_addr {
+        key = {
+            hdr.ipv4.src_addr: exact @name("src_addr");
+        }
+        actions = {
+            slice_host_addr;
+            @defaultonly NoAction;
+        }
+        const default_action = NoAction;
+        size = LC_PORT_SIZE;
+    }
+
+    table npe_addr {
+        key = {
+            hdr.ipv4.dst_addr: exact @name("dst_addr");
+        }
+        actions = {
+            npe_internal;
+            @defaultonly NoAction;
+        }
+        const default_action = NoAction;
+        size = LC_NPE_SIZE;
+    }
+
     apply {
-        if (slice_port.apply().hit && hdr.ipv4.src_addr != meta.guard_addr) {
+        meta.stamp = 0;
+        bit<1> from_slice_host = 0;
+        if (slice_port.apply().hit) {
+            from_slice_host = 1;
+            if (hdr.ipv4.src_addr != meta.guard_addr) {
+                meta.drop_reason = LC_DROP_SPOOFED;
+            }
+        } else if (slice_addr.apply().hit) {
             meta.drop_reason = LC_DROP_SPOOFED;
+        }
+        if (meta.drop_reason == NO_DROP && npe_addr.apply().hit) {
+            if (from_slice_host == 1) {
+                meta.stamp = 1;
+            } else {
+                meta.drop_reason = LC_DROP_INTERNAL;
+            }
         }
     }
 }

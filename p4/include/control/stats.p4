@@ -3,6 +3,10 @@
  * bytes before the queue are counted in ingress (stats_pre), packets and
  * bytes after it in egress (stats_post); one packets_and_bytes counter array
  * each. Bytes are BMv2's: the frame length as the NPE received it.
+ *
+ * A fastpath allocated without stats (stats=0) forwards uncounted: its
+ * filters' stats index is not used. Otherwise an index outside the
+ * partition is refused, so no filter counts into another fastpath's stats.
  */
 #ifndef __SPP_STATS__
 #define __SPP_STATS__
@@ -11,7 +15,9 @@ control StatsIngress(inout npe_metadata_t meta) {
     counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_pre;
 
     apply {
-        if ((index_t)meta.stats_index >= meta.stats_count) {
+        if (meta.stats_count == 0) {
+            meta.counted = 0;
+        } else if ((index_t)meta.stats_index >= meta.stats_count) {
             meta.drop_reason = NPE_DROP_BAD_STATS;
         } else {
             meta.stats_global = meta.stats_base + (index_t)meta.stats_index;
