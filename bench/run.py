@@ -68,6 +68,12 @@ def environment() -> dict:
     }
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def preflight():
     problems = []
     if os.geteuid() != 0:
@@ -130,7 +136,7 @@ def main(argv=None) -> int:
     print(f"== done in {time.monotonic() - t_all:.0f} s", flush=True)
     from .report import write_report
     write_report(results, args.out, OUT)
-    print(f"wrote {args.out.relative_to(ROOT)} and plots in {OUT.relative_to(ROOT)}/")
+    print(f"wrote {shown(args.out)} and plots in {shown(OUT)}/")
     return 0
 
 

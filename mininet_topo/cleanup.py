@@ -68,11 +68,15 @@ def mininet_cleanup():
     """Mininet's own cleanup (mn -c). Note: it also deletes /tmp/*.log."""
     try:
         from mininet.clean import cleanup as mn_cleanup
-        from mininet.log import setLogLevel
+        from mininet.log import lg
     except ImportError:
         return
-    setLogLevel("error")
-    mn_cleanup()
+    level = lg.level                  # quiet for this, without changing it for the caller
+    lg.setLevel("ERROR")
+    try:
+        mn_cleanup()
+    finally:
+        lg.setLevel(level)
 
 
 def cleanup_all(verbose: bool = True, mininet: bool = True) -> dict:

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .netns import terminate
 from .sppnet import ROOT, SppNet, SppNetError, add_testbed_args
 from .topology import Plan, shortest_next_hops
 
@@ -79,8 +80,7 @@ def check_iperf(spp, src, dst, slice_name, seconds=5) -> Check:
         time.sleep(0.5)
         out = spp.net[src].cmd(f"iperf3 -c {addr} -t {seconds} -J")
     finally:
-        server.terminate()
-        server.wait()
+        terminate(server)
     try:
         end = json.loads(out)["end"]
         mbps = end["sum_received"]["bits_per_second"] / 1e6

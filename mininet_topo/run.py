@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from mininet.cli import CLI
+from mininet.log import setLogLevel
 
 from .demo import spp_slice
 from .sppnet import SppNet, SppNetError, add_testbed_args
@@ -135,7 +137,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-slices", action="store_true", help="no sample slices")
     ap.add_argument("--pcap", action="store_true", help="pcaps of every switch port")
     ap.add_argument("--debug", action="store_true", help="BMv2 per-packet trace in switch logs")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="say what start-up and shut-down do (the testbed's and Mininet's steps)")
     args = ap.parse_args(argv)
+    # Our own messages at INFO only with -v; Mininet at "output", its default,
+    # the level at which its CLI prints what host commands print.
+    # (Not through the root logger: Mininet's logger passes its records to it.)
+    ours = logging.getLogger("spp")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("*** %(message)s"))
+    ours.addHandler(handler)
+    ours.propagate = False
+    ours.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    setLogLevel("info" if args.verbose else "output")
     try:
         with SppNet(args.topo, tunnel=args.tunnel, slices=not args.no_slices, pcap=args.pcap,
                     debug=args.debug) as spp:

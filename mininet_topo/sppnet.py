@@ -7,6 +7,15 @@ Everything a run writes goes to ``run/<topology>/``: the controller's
 testbed description, database, admin token and log; each switch's log (and
 pcaps with ``pcap=True``); each slice host's private /var/run/spp and the
 logs of its programs; pid files that ``make clean`` uses after a crash.
+
+Hosts (end hosts and slice hosts) are sandboxed (nodes.SppHost): none sees
+the run directory, another host's or the testbed's processes, or the disks,
+and a slice host sees only its own /var/run/spp. Each slice host reaches the
+controller over its own management link.
+
+SppNet leaves Mininet's log level alone (the front end sets it; at Mininet's
+default, "output", the CLI prints what host commands print and start-up
+prints nothing); its own progress messages go to the logger "spp" at INFO.
 """
 
 from __future__ import annotations
@@ -16,7 +25,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -50,6 +58,15 @@ def add_testbed_args(ap):
                     help="topology name (mininet_topo/topologies/) or file (default: %(default)s)")
     ap.add_argument("--tunnel", choices=("fou", "tun"),
                     help="force the end-host tunnel kind (default: fou if the kernel has it)")
+
+
+def write_private(path: Path, text: str):
+    """Write a file that only its owner (root) can read, created with that mode:
+    at no moment is it readable by anyone else."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 class SppNetError(Exception):
@@ -106,9 +123,11 @@ class SppNet:
         preflight()
         from .cleanup import cleanup_run_dir
         cleanup_run_dir(self.run_dir)            # what a crashed run left
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("spp.db", "spp.db-wal", "spp.db-shm", "admin.token"):
-            (self.run_dir / stale).unlink(missing_ok=True)
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
+        # The controller's databases (spp.<node>.db, WAL files) and token.
+        for stale in [*self.run_dir.glob("spp*.db*"), self.run_dir / "admin.token"]:
+            stale.unlink(missing_ok=True)
         (self.run_dir / "pids").mkdir(exist_ok=True)
         features = kernel_features()
         self.tunnel_mode = tunnel_mode(self.forced_tunnel)
@@ -124,8 +143,11 @@ class SppNet:
             self._start_controller()
             self.timings["controller"] = time.monotonic() - t0
             if self.with_slices:
+                log.info("slices: %s", ", ".join(sh.name for sh in self.plan.slice_hosts))
                 self._create_slices()
+                log.info("end hosts: tunnels (%s)", self.tunnel_mode)
                 self._start_tunnels()
+                log.info("slice hosts: configuring meta-routers, starting slow paths")
                 self._start_routers()
             self.timings["ready"] = time.monotonic() - t0
         except Bmv2Error as e:
@@ -150,18 +172,21 @@ class SppNet:
 
     def _build(self):
         from mininet.link import Link, TCLink
-        from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import Node
-        from mininet.nodelib import LinuxBridge
 
         from .nodes import Bmv2Switch, SppHost
 
-        setLogLevel("error")
         p = self.plan
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                       waitConnected=False)
         self.net = net
+        # What no host may see: every run directory (secrets, admin token, database).
+        hide = tuple(dict.fromkeys([RUN, self.run_dir]))
+        # Links to hosts name the other node first: Mininet runs `ip link add ...
+        # netns PID` in the first node's shell, and a host sees only its own PIDs.
+        log.info("network: %d SPP nodes, %d end hosts, %d slice hosts", len(p.nodes),
+                 len(p.hosts), len(p.slice_hosts))
         for node in p.nodes.values():
             for name, g, t in ((node.lc, node.lc_grpc, node.lc_thrift),
                                (node.npe, node.npe_grpc, node.npe_thrift)):
@@ -173,38 +198,53 @@ class SppNet:
             h = p.hosts[hs.name]
             node = p.nodes[h.node]
             iface = next(i for i in node.interfaces if i.neighbor == h.name)
-            net.addHost(h.name, cls=SppHost, ip=f"{h.addr}/24", mac=h.mac,
+            net.addHost(h.name, cls=SppHost, hide=hide, ip=f"{h.addr}/24", mac=h.mac,
                         defaultRoute=f"via {h.gateway}")
-            net.addLink(h.name, node.lc, port2=iface.lc_port, cls=TCLink, addr1=h.mac,
-                        addr2=iface.mac, **self._link_params(hs))
+            net.addLink(node.lc, h.name, port1=iface.lc_port, cls=TCLink, addr1=iface.mac,
+                        addr2=h.mac, **self._link_params(hs))
         for li, ls in enumerate(self.spec.links, start=1):
             a, b = p.nodes[ls.a], p.nodes[ls.b]
             ia = next(i for i in a.interfaces if i.peering and i.link == li)
             ib = next(i for i in b.interfaces if i.peering and i.link == li)
             net.addLink(a.lc, b.lc, port1=ia.lc_port, port2=ib.lc_port, cls=TCLink,
                         addr1=ia.mac, addr2=ib.mac, **self._link_params(ls))
-        mgmt = net.addSwitch("sppmgmt", cls=LinuxBridge, dpid="1")
-        for sh in p.slice_hosts:
-            node = p.nodes[sh.node]
-            net.addHost(sh.name, cls=SppHost, spp_dir=self.run_dir / sh.name,
-                        ip=f"{sh.data_addr}/24", mac=sh.mac, defaultRoute=f"via {node.gpe_gateway}")
-            net.addLink(sh.name, node.lc, port2=sh.lc_port, cls=Link, addr1=sh.mac,
-                        addr2=node.gpe_mac)
-            net.addLink(sh.name, mgmt, cls=Link)
+        # Management network: a point-to-point link from the controller's
+        # namespace to each slice host, not a shared bridge, so that no slice
+        # host sees another's requests or can answer for its address.
         self.root = Node("sppctl", inNamespace=False)
-        link = net.addLink(self.root, mgmt, cls=Link, intfName1="sppmgmt0")
+        mgmt = []
+        for i, sh in enumerate(p.slice_hosts):
+            node = p.nodes[sh.node]
+            d = self.run_dir / sh.name
+            d.mkdir(mode=0o700, exist_ok=True)
+            net.addHost(sh.name, cls=SppHost, spp_dir=d, hide=hide, ip=f"{sh.data_addr}/24",
+                        mac=sh.mac, defaultRoute=f"via {node.gpe_gateway}")
+            net.addLink(node.lc, sh.name, port1=sh.lc_port, cls=Link, addr1=node.gpe_mac,
+                        addr2=sh.mac)
+            mgmt.append((sh, net.addLink(self.root, sh.name, cls=Link,
+                                         intfName1=f"sppmg{i}").intf1.name))
         net.build()
-        self.root.setIP(f"{CONTROLLER_ADDR}/{MGMT_PLEN}", intf=link.intf1)
-        for sh in p.slice_hosts:
+        for sh, intf in mgmt:
+            # The controller's address on every management link; the slice
+            # host's address routed to its own link only, and packets from
+            # any other address on that link dropped (strict reverse path).
+            for cmd in (f"ip addr add {CONTROLLER_ADDR}/32 dev {intf}",
+                        f"ip route add {sh.mgmt_addr}/32 dev {intf} src {CONTROLLER_ADDR}",
+                        f"sysctl -qw net.ipv4.conf.{intf}.rp_filter=1",
+                        f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1"):
+                out = self.root.cmd(cmd)
+                if out.strip():
+                    raise SppNetError(f"management link of {sh.name}: {cmd}: {out.strip()}")
             net[sh.name].setIP(f"{sh.mgmt_addr}/{MGMT_PLEN}", intf=f"{sh.name}-eth1")
+        log.info("network: starting %d switches", len(net.switches))
         net.start()
         self.testbed_path = self.run_dir / "testbed.json"
         self.testbed_path.write_text(json.dumps(testbed_dict(p), indent=2) + "\n")
 
     def _start_controller(self):
         token_file = self.run_dir / "admin.token"
-        token_file.write_text(self.admin_token + "\n")
-        token_file.chmod(0o600)
+        write_private(token_file, self.admin_token + "\n")
+        log.info("controller: starting on %s", self.url)
         log_file = self.run_dir / "controller.log"
         with open(self.run_dir / "controller.err", "w") as err:
             self.controller = subprocess.Popen(
@@ -243,8 +283,7 @@ class SppNet:
             self.secrets[sh.name] = res["secret"]
             d = self.run_dir / sh.name
             (d / "controller").write_text(self.url + "\n")
-            (d / "secret").write_text(res["secret"] + "\n")
-            (d / "secret").chmod(0o600)
+            write_private(d / "secret", res["secret"] + "\n")
             (d / "router.json").write_text(json.dumps(sh.router, indent=2) + "\n")
 
     def popen(self, host, args: list[str], log_name: str) -> subprocess.Popen:
@@ -302,12 +341,7 @@ class SppNet:
 
     def stop(self):
         for _host, p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    p.send_signal(signal.SIGTERM)
-                    p.wait(timeout=5)
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    p.kill()
+            terminate(p)                 # its process group: nsenter and the program
         self.procs.clear()
         if self.controller is not None:
             terminate(self.controller, timeout=10)

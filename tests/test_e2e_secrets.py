@@ -1,0 +1,121 @@
+"""End to end: inside a running testbed, no slice host and no end host can read
+another slice's secret, the admin token or the controller's database, nor call
+the API from another slice's management address (issue 11, item 2: the
+testbed's side). Every host is root on its own host and tries every way it
+has: tests/secret_probe.py, run in the host's shell."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import needs_bmv2
+from test_e2e import leftovers
+
+from mininet_topo.demo import check_ping, spp_slice
+
+ROOT = Path(__file__).resolve().parent.parent
+VICTIM = "spp1rtr"
+
+pytestmark = needs_bmv2
+
+
+@pytest.fixture(scope="module")
+def spp():
+    from mininet_topo.sppnet import SppNet
+    with SppNet("default") as net:
+        yield net
+    assert leftovers() == {}
+
+
+def protected_files(spp) -> list[Path]:
+    """spp1rtr's secret, the admin token, the controller's databases and their WALs."""
+    run = spp.run_dir
+    dbs = sorted(run.glob("spp*.db"))
+    return [run / VICTIM / "secret", run / "admin.token",
+            *dbs, *(db.with_name(db.name + "-wal") for db in dbs)]
+
+
+def probe(spp, host: str, files: list[Path], find: list[str]) -> dict:
+    out = spp.net[host].cmd(f"{sys.executable} {ROOT}/tests/secret_probe.py "
+                            f"--find {','.join(find)} {' '.join(map(str, files))}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_the_protected_files_exist_with_their_final_mode(spp):
+    """What the probes look for is there, as the controller and the slice see it."""
+    run = spp.run_dir
+    assert (run / VICTIM / "secret").read_text().strip() == spp.secrets[VICTIM]
+    assert (run / "admin.token").read_text().strip() == spp.admin_token
+    assert [db for db in run.glob("spp*.db") if db.stat().st_size > 0]
+    for f in (run / VICTIM / "secret", run / "admin.token"):
+        assert f.stat().st_mode & 0o777 == 0o600, f
+    # The victim reads its own secret where slice programs look for it.
+    assert spp.net[VICTIM].cmd("cat /var/run/spp/secret").strip() == spp.secrets[VICTIM]
+
+
+@pytest.mark.parametrize("host", ["spp1rtr2", "h1"])
+def test_hosts_cannot_read_other_slices_secrets_token_or_db(spp, host):
+    files = protected_files(spp)
+    secret = spp.secrets[VICTIM]
+    got = probe(spp, host, files, [secret, spp.admin_token])
+    assert got["pids"], "the probe saw no process at all"
+    leaks = {how: r for how, r in got["read"].items()
+             if r["found"] or any(str(f) in how for f in files)}
+    assert leaks == {}, f"{host} read: {leaks}"
+    # None of the victim's processes, the controller's or the switches' is
+    # visible: every process the host sees is its own.
+    own = spp.net[host].cmd("ps -eo args=")
+    assert "controller" not in own and "simple_switch" not in own, own
+    if host == "spp1rtr2":
+        # The slice host's own programs run, and it reads its own secret.
+        assert "slices.samples.slowpath" in own, own
+        assert spp.net[host].cmd("cat /var/run/spp/secret").strip() == spp.secrets[host]
+
+
+def test_slice_programs_still_work(spp):
+    """Each slice host still configures and reads its meta-router over the
+    management network, and traffic crosses the overlay."""
+    for sh in spp.plan.slice_hosts:
+        st = spp_slice(spp, sh.name, "read_stats", fpid=1,
+                       index=spp.router_state(sh.name)["filters"][0]["stats"])
+        assert "pre_packets" in st, (sh.name, st)
+    check = check_ping(spp, "h1", "h2", "rtr")
+    assert check.ok, check.detail
+
+
+def py(spp, host: str, code: str) -> str:
+    """Python code (statements separated by ';') run in a host's shell; its last line."""
+    out = spp.net[host].cmd(f"PYTHONPATH={ROOT} {sys.executable} -c {shlex.quote(code)} 2>&1")
+    return (out.strip().splitlines() or [""])[-1]
+
+
+def call_as(spp, host: str, addr: str, secret: str) -> str:
+    return py(spp, host, "import httpx; c = httpx.Client(transport=httpx.HTTPTransport("
+              f"local_address={addr!r}), timeout=5); print('HTTP', c.post("
+              f"{spp.url + '/api/get_interfaces'!r}, json={{}}, headers={{'Authorization': "
+              f"'Bearer ' + {secret!r}}}).status_code)")
+
+
+def test_no_call_from_another_slices_management_address(spp):
+    """spp1rtr2, holding spp1rtr's secret (as if it had stolen it), takes
+    spp1rtr's management address and announces it by ARP: the call does not
+    get through. Nor does spp1rtr2 reach spp1rtr over the management network."""
+    victim = next(sh for sh in spp.plan.slice_hosts if sh.name == VICTIM)
+    secret, intf = spp.secrets[VICTIM], "spp1rtr2-eth1"
+    assert call_as(spp, VICTIM, victim.mgmt_addr, secret) == "HTTP 200"
+    assert " 0 received" in spp.net["spp1rtr2"].cmd(f"ping -c 2 -W 1 {victim.mgmt_addr}")
+    spp.net["spp1rtr2"].cmd(f"ip addr add {victim.mgmt_addr}/32 dev {intf}")
+    try:
+        py(spp, "spp1rtr2", "from scapy.all import *; sendp(Ether(dst='ff:ff:ff:ff:ff:ff')/"
+           f"ARP(op=2, psrc={victim.mgmt_addr!r}, pdst={victim.mgmt_addr!r}, "
+           f"hwsrc=get_if_hwaddr({intf!r})), iface={intf!r}, count=3, verbose=0)")
+        out = call_as(spp, "spp1rtr2", victim.mgmt_addr, secret)
+        assert not out.startswith("HTTP"), out
+        assert "Timeout" in out or "Error" in out, out
+    finally:
+        spp.net["spp1rtr2"].cmd(f"ip addr del {victim.mgmt_addr}/32 dev {intf}")
+    assert call_as(spp, VICTIM, victim.mgmt_addr, secret) == "HTTP 200"
