@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from mininet.cli import CLI
@@ -153,8 +154,9 @@ def main(argv=None) -> int:
     try:
         with SppNet(args.topo, tunnel=args.tunnel, slices=not args.no_slices, pcap=args.pcap,
                     debug=args.debug) as spp:
+            logs = os.path.relpath(spp.run_dir)
             print(f"SPP testbed {spp.spec.name} up in {spp.timings['ready']:.1f} s "
-                  f"(logs: {spp.run_dir})")
+                  f"(logs: {spp.run_dir if logs.startswith('..') else logs})")
             for n in spp.notes:
                 print(f"note: {n}")
             if spp.with_slices:
