@@ -40,7 +40,7 @@ from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap
 
 from controller import pipeline as pl
-from controller import scd as tr
+from controller import translate as tr
 from controller.p4rt import Entry, Pipeline, SwitchConnection
 from controller.testbed import Interface, Node, Npe, Switch
 from mininet_topo.bmv2 import SwitchSpec, wait_ready

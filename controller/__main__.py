@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ def main(argv=None) -> int:
     ap.add_argument("--testbed", required=True, type=Path,
                     help="testbed description (JSON, written by mininet_topo)")
     ap.add_argument("--db", type=Path, default=None,
-                    help="SQLite database (default: spp.db next to the testbed file)")
+                    help="SQLite databases, one per node: spp.db means spp.<node>.db "
+                         "(default: spp.db next to the testbed file)")
     ap.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="REST API address (default: %(default)s)")
     ap.add_argument("--admin-token-file", type=Path, default=None,
@@ -58,8 +60,11 @@ def main(argv=None) -> int:
         token = token_file.read_text().strip()
     else:
         token = secrets.token_hex(16)
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
+        # Created with its final mode: never readable by anyone else, not
+        # even for the moment between a write and a chmod.
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
 
     ctl = Controller(Testbed.load(args.testbed), db)
     try:

@@ -19,6 +19,7 @@ which the core checks too.
 import hmac
 import ipaddress
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -28,13 +29,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from . import limits as L
 from .errors import BY_NAME, CODES, SppError, markdown_table, quote
 from .results import ok_model
+from .rmp import CHANGES
+from .srm import SliceQuota
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +226,15 @@ class MemRead(Fp):
     count: Annotated[int, Field(ge=0, le=L.MAX_WORDS_PER_CALL)]
 
 
+class QuotaModel(Req):
+    """Per-slice quotas on a node (defaults: controller/limits.py)."""
+
+    fastpaths: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_FASTPATHS
+    meta_ifs: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_META_IFS
+    endpoints: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_ENDPOINTS
+    periodic: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_PERIODIC
+
+
 class CreateSlice(Req):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     node: Annotated[str, Field(max_length=64)]
@@ -230,6 +242,8 @@ class CreateSlice(Req):
     data_addr: IPv4
     lc_port: Annotated[int, Field(ge=0, le=510)]
     mac: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
+    quota: QuotaModel = Field(default_factory=lambda: QuotaModel(),
+                              description="what the slice may hold on the node")
 
 
 # ---- responses (documentation; the handlers build them) ----
@@ -324,6 +338,53 @@ def call(ctl, sl: dict, name: str, body: Req):
         log.exception("%s by slice %s failed unexpectedly", name, sl.get("name"))
         raise SppError("EINTERNAL", f"{name} failed unexpectedly; the controller logged "
                                     "why") from None
+
+
+class BatchCall(Req):
+    fn: Literal[tuple(FUNCTIONS)]  # type: ignore[valid-type]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Batch(Req):
+    calls: Annotated[list[BatchCall], Field(min_length=1, max_length=L.MAX_BATCH_CALLS)]
+
+
+def call_batch(ctl, sl: dict, calls: list[BatchCall]) -> list[dict]:
+    """The batch extension: each call as if sent alone and in order, each
+    with its own SPP answer; consecutive calls that change state are queued
+    together, so the node commits them as one group (executor.py)."""
+    out: list = [None] * len(calls)
+    pending: list[tuple[int, object]] = []
+
+    def settle():
+        for i, fut in pending:
+            try:
+                out[i] = {"code": 0, "result": fut.result()}
+            except SppError as e:
+                out[i] = e.to_json()
+        pending.clear()
+
+    for i, c in enumerate(calls):
+        fn = FUNCTIONS[c.fn]
+        try:
+            body = fn.model.model_validate(c.args)
+        except ValidationError as e:
+            out[i] = invalid(e.errors()).to_json()
+            continue
+        if c.fn not in CHANGES:
+            settle()                        # a read sees the calls before it
+        try:
+            with ctl.rmp.deferred():
+                res = call(ctl, sl, c.fn, body)
+        except SppError as e:
+            out[i] = e.to_json()
+            continue
+        if isinstance(res, Future):
+            pending.append((i, res))
+        else:
+            out[i] = {"code": 0, "result": res}
+    settle()
+    return out
 
 
 def invalid(errors: list[dict]) -> SppError:
@@ -427,7 +488,7 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     def slice_of(request: Request,
                  cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
         client = request.client.host if request.client else None
-        return ctl.rmp.authenticate(cred.credentials if cred else None, client)
+        return ctl.admin.authenticate(cred.credentials if cred else None, client)
 
     def admin(x_spp_admin: Annotated[str | None, Header()] = None):
         if not x_spp_admin or not hmac.compare_digest(x_spp_admin.encode(),
@@ -449,6 +510,17 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     for name, fn in FUNCTIONS.items():
         add(name, fn)
 
+    @app.post("/api/batch", name="batch", tags=["slice API"], summary="batch",
+              responses={**ok, **errors},
+              description="Extension (not in the SPP): up to "
+                          f"{L.MAX_BATCH_CALLS} calls of this API in one request, "
+                          "`{\"calls\": [{\"fn\": \"write_fltr\", \"args\": {...}}, ...]}`. "
+                          "They take effect in order, as if sent one by one; the answer lists "
+                          "each call's own answer (`{\"code\": 0, \"result\": ...}` or an SPP "
+                          "error), and one call's failure changes nothing of the others.")
+    def batch(body: Batch, sl: dict = Depends(slice_of)):
+        return {"code": 0, "result": call_batch(ctl, sl, body.calls)}
+
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}
 
@@ -458,16 +530,17 @@ def create_app(ctl, admin_token: str) -> FastAPI:
 
     @app.post("/admin/slices", **admin_routes)
     def create_slice(body: CreateSlice):
-        return {"code": 0, "result": ctl.rmp.create_slice(
-            body.name, body.node, body.mgmt_addr, body.data_addr, body.lc_port, body.mac)}
+        return {"code": 0, "result": ctl.admin.create_slice(
+            body.name, body.node, body.mgmt_addr, body.data_addr, body.lc_port, body.mac,
+            SliceQuota(**body.quota.model_dump()))}
 
     @app.get("/admin/slices", **admin_routes)
     def list_slices():
-        return {"code": 0, "result": ctl.rmp.list_slices()}
+        return {"code": 0, "result": ctl.admin.list_slices()}
 
     @app.delete("/admin/slices/{node}/{name}", **admin_routes)
     def delete_slice(node: str, name: str):
-        ctl.rmp.delete_slice(name, node)
+        ctl.admin.delete_slice(name, node)
         return {"code": 0, "result": None}
 
     @app.get("/admin/state", **admin_routes)

@@ -33,3 +33,15 @@ MAX_CODE_OPTION_LEN = 16
 MAX_BODY_BYTES = 1 << 20
 MAX_QUOTE = 40
 MAX_MESSAGE = 300
+
+# Per-slice quotas (srm.SliceQuota): what one slice may hold on one node, so
+# that no slice can fill a table, a port range or the periodic thread that
+# every slice shares. The administrator may give a slice other numbers when
+# creating it; the SRM also refuses (ENORES) before any switch table is full.
+SLICE_FASTPATHS = 4
+SLICE_META_IFS = 256
+SLICE_ENDPOINTS = 64
+SLICE_PERIODIC = 8
+
+# The batch extension (POST /api/batch): calls in one request.
+MAX_BATCH_CALLS = 1000

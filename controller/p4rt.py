@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import text_format
+from google.rpc import code_pb2, status_pb2
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
 from p4runtime_sh import p4runtime as p4rt_sh
@@ -32,6 +33,24 @@ DELETE = p4runtime_pb2.Update.DELETE
 
 class P4RuntimeError(Exception):
     """A P4Runtime request failed; ``str()`` names the switch and the reason."""
+
+
+class SwitchUnreachable(P4RuntimeError):
+    """The switch did not answer within the deadline (stalled, dead, restarting)."""
+
+
+class WriteError(P4RuntimeError):
+    """Some updates of a batched write failed: ``errors[i]`` is None for an
+    update that was applied, else the switch's reason for update ``i``."""
+
+    def __init__(self, message: str, errors: list[str | None]):
+        super().__init__(message)
+        self.errors = errors
+
+
+# gRPC codes meaning "no answer" rather than "refused".
+_UNREACHABLE = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.CANCELLED)
 
 
 def load_p4info(path) -> p4info_pb2.P4Info:
@@ -83,6 +102,27 @@ class Entry:
     @property
     def params_dict(self):
         return dict(self.params)
+
+
+@dataclass(frozen=True)
+class MeterCell:
+    """One cell of an indirect meter: a single-rate policer at ``rate`` (meter
+    units per second) with ``burst``; ``rate`` None: unconfigured (no limit)."""
+
+    meter: str
+    index: int
+    rate: int | None = None
+    burst: int = 0
+
+
+@dataclass(frozen=True)
+class CounterCell:
+    """One cell of a counter array, to be set (cleared) to these values."""
+
+    counter: str
+    index: int
+    packets: int = 0
+    bytes: int = 0
 
 
 @dataclass
@@ -192,6 +232,28 @@ class Pipeline:
         return Entry.make(table.preamble.name, match, action.preamble.name, params,
                           msg.priority)
 
+    def entity(self, item) -> p4runtime_pb2.Entity:
+        """The P4Runtime entity of an ``Entry``, ``MeterCell`` or ``CounterCell``."""
+        ent = p4runtime_pb2.Entity()
+        if isinstance(item, Entry):
+            ent.table_entry.CopyFrom(self.table_entry(item))
+        elif isinstance(item, MeterCell):
+            me = ent.meter_entry
+            me.meter_id = self._obj(P4Type.meter, item.meter).preamble.id
+            me.index.index = item.index
+            if item.rate is not None:
+                me.config.cir = me.config.pir = item.rate
+                me.config.cburst = me.config.pburst = max(item.burst, 1)
+        elif isinstance(item, CounterCell):
+            ce = ent.counter_entry
+            ce.counter_id = self._obj(P4Type.counter, item.counter).preamble.id
+            ce.index.index = item.index
+            ce.data.packet_count = item.packets
+            ce.data.byte_count = item.bytes
+        else:
+            raise TypeError(f"cannot write {item!r}")
+        return ent
+
     def canonical(self, entry: Entry) -> Entry:
         """The entry as a switch reads it back: ints, masked, don't-cares omitted."""
         return self.entry_from_msg(self.table_entry(entry))
@@ -212,9 +274,47 @@ class _Client(p4rt_sh.P4RuntimeClient):
         if rep.arbitration.status.code != 0:
             raise P4RuntimeError("another controller is primary for this switch")
 
+    def tear_down(self, timeout: float = 2.0):
+        """Cancel the stream first: a stalled switch never closes it, and
+        joining its thread before would wait for ever."""
+        if self.stream_out_q:
+            self.stream_out_q.put(None)         # a live switch closes the stream now
+        if self.stream_recv_thread:
+            self.stream_recv_thread.join(0.5)
+            if self.stream_recv_thread.is_alive():
+                self.stream.cancel()
+        self.channel.close()
+        if self.stream_recv_thread:
+            self.stream_recv_thread.join(timeout)
+
+
+def _write_errors(err: grpc.RpcError, n: int) -> list[str | None]:
+    """Per-update results of a failed batched Write (P4Runtime spec 12.3:
+    google.rpc.Status details, one p4.v1.Error per update, in order)."""
+    for key, value in err.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status()
+        status.ParseFromString(value)
+        out = []
+        for detail in status.details:
+            e = p4runtime_pb2.Error()
+            if not detail.Unpack(e):
+                out.append("unreadable error detail")
+            elif e.canonical_code == code_pb2.OK:
+                out.append(None)
+            else:
+                out.append(f"{code_pb2.Code.Name(e.canonical_code)}: {e.message}")
+        if len(out) == n:
+            return out
+    return [f"{err.code().name}: {err.details()}"] * n
+
 
 class SwitchConnection:
     """A primary P4Runtime session with one BMv2 switch.
+
+    Every request carries a deadline (``deadline`` seconds): a stalled switch
+    costs its caller at most that long, and raises ``SwitchUnreachable``.
 
     >>> sw = SwitchConnection("127.0.0.1:9559", Pipeline(p4info, json))
     >>> sw.set_pipeline()
@@ -222,26 +322,30 @@ class SwitchConnection:
     """
 
     def __init__(self, grpc_addr: str, pipeline: Pipeline, device_id: int = 0,
-                 election_id=(0, 1), timeout: float = 10.0):
+                 election_id=(0, 1), timeout: float = 10.0, deadline: float = 3.0):
         self.grpc_addr = grpc_addr
         self.pipeline = pipeline
         self.device_id = device_id
-        deadline = time.monotonic() + timeout
+        self.deadline = deadline
+        deadline_at = time.monotonic() + timeout
         while True:
             channel = grpc.insecure_channel(grpc_addr)
             try:
                 grpc.channel_ready_future(channel).result(
-                    timeout=max(0.1, deadline - time.monotonic()))
+                    timeout=max(0.1, deadline_at - time.monotonic()))
                 break
             except grpc.FutureTimeoutError:
-                raise P4RuntimeError(f"{grpc_addr}: no P4Runtime server answered "
-                                     f"within {timeout:.0f}s") from None
+                raise SwitchUnreachable(f"{grpc_addr}: no P4Runtime server answered "
+                                        f"within {timeout:.0f}s") from None
             finally:
                 channel.close()
         try:
             self.client = _Client(device_id, grpc_addr, election_id)
         except P4RuntimeError as e:
-            raise P4RuntimeError(f"{grpc_addr}: {e}") from None
+            raise SwitchUnreachable(f"{grpc_addr}: {e}") from None
+        except grpc.RpcError as e:
+            raise SwitchUnreachable(f"{grpc_addr}: {e.code().name}") from None
+        self.stub = self.client.stub
 
     def close(self):
         self.client.tear_down()
@@ -252,49 +356,66 @@ class SwitchConnection:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, what, fn, *args):
-        try:
-            return fn(*args)
-        except (p4rt_sh.P4RuntimeWriteException, p4rt_sh.P4RuntimeException) as e:
-            raise P4RuntimeError(f"{self.grpc_addr}: {what}: {e}") from None
-        except grpc.RpcError as e:
-            raise P4RuntimeError(f"{self.grpc_addr}: {what}: {e.code().name} "
-                                 f"{e.details()}") from None
+    def _fail(self, what: str, e: grpc.RpcError) -> P4RuntimeError:
+        cls = SwitchUnreachable if e.code() in _UNREACHABLE else P4RuntimeError
+        return cls(f"{self.grpc_addr}: {what}: {e.code().name} {e.details()}")
+
+    def _request(self, req):
+        req.device_id = self.device_id
+        if hasattr(req, "election_id"):
+            req.election_id.high, req.election_id.low = self.client.election_id
+        return req
 
     # Pipeline
     def set_pipeline(self):
         """Push the P4 program (SetForwardingPipelineConfig, VERIFY_AND_COMMIT),
         tagged with the pipeline's cookie."""
-        req = p4runtime_pb2.SetForwardingPipelineConfigRequest(
-            device_id=self.device_id,
-            action=p4runtime_pb2.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT)
-        req.election_id.high, req.election_id.low = self.client.election_id
+        req = self._request(p4runtime_pb2.SetForwardingPipelineConfigRequest(
+            action=p4runtime_pb2.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT))
         req.config.p4info.CopyFrom(self.pipeline.p4info)
         req.config.p4_device_config = self.pipeline.device_config
         req.config.cookie.cookie = self.pipeline.cookie
-        self._call("set pipeline", self.client.stub.SetForwardingPipelineConfig, req)
+        try:
+            self.stub.SetForwardingPipelineConfig(req, timeout=max(self.deadline, 10.0))
+        except grpc.RpcError as e:
+            raise self._fail("set pipeline", e) from None
 
-    def has_pipeline(self) -> bool:
-        """True when the switch runs this build of our program (same cookie)."""
+    def has_pipeline(self, deadline: float | None = None) -> bool:
+        """True when the switch runs this build of our program (same cookie).
+        Raises SwitchUnreachable when it does not answer in time."""
         req = p4runtime_pb2.GetForwardingPipelineConfigRequest(
             device_id=self.device_id,
             response_type=p4runtime_pb2.GetForwardingPipelineConfigRequest.COOKIE_ONLY)
         try:
-            rep = self.client.stub.GetForwardingPipelineConfig(req)
-        except grpc.RpcError:
+            rep = self.stub.GetForwardingPipelineConfig(req, timeout=deadline or self.deadline)
+        except grpc.RpcError as e:
+            if e.code() in _UNREACHABLE:
+                raise self._fail("get pipeline", e) from None
             return False
         return rep.config.cookie.cookie == self.pipeline.cookie
 
     # Writes
     def write(self, updates):
-        """Write ``[(INSERT|MODIFY|DELETE, Entry)]`` in one batched request."""
+        """Write ``[(INSERT|MODIFY|DELETE, Entry|MeterCell|CounterCell)]`` in one
+        batched request. A refused update raises ``WriteError`` listing each
+        update's fate (the others were applied: BMv2 applies a batch entry by
+        entry)."""
         if not updates:
             return
-        req = p4runtime_pb2.WriteRequest()
-        for op, entry in updates:
-            u = req.updates.add(type=op)
-            u.entity.table_entry.CopyFrom(self.pipeline.table_entry(entry))
-        self._call(f"write {len(updates)} update(s)", self.client.write, req)
+        req = self._request(p4runtime_pb2.WriteRequest())
+        for op, item in updates:
+            req.updates.add(type=op).entity.CopyFrom(self.pipeline.entity(item))
+        try:
+            self.stub.Write(req, timeout=self.deadline)
+        except grpc.RpcError as e:
+            if e.code() in _UNREACHABLE:
+                raise self._fail(f"write {len(updates)} update(s)", e) from None
+            errors = _write_errors(e, len(updates))
+            first = next((i for i, x in enumerate(errors) if x), 0)
+            raise WriteError(f"{self.grpc_addr}: {sum(1 for x in errors if x)} of "
+                             f"{len(updates)} update(s) refused; first: "
+                             f"{updates[first][1].__class__.__name__} "
+                             f"#{first}: {errors[first]}", errors) from None
 
     def insert(self, entries):
         self.write([(INSERT, e) for e in entries])
@@ -307,9 +428,13 @@ class SwitchConnection:
 
     # Reads
     def _read(self, entity):
-        def run():
-            return [e for rep in self.client.read_one(entity) for e in rep.entities]
-        return self._call("read", run)
+        req = self._request(p4runtime_pb2.ReadRequest())
+        req.entities.extend([entity])
+        try:
+            return [e for rep in self.stub.Read(req, timeout=self.deadline)
+                    for e in rep.entities]
+        except grpc.RpcError as e:
+            raise self._fail("read", e) from None
 
     def read_entries(self, table: str | None = None) -> list[Entry]:
         """Every entry of one table (or of all tables), as ``Entry`` objects."""
@@ -339,27 +464,11 @@ class SwitchConnection:
 
     def write_counter(self, counter: str, index: int, packets: int = 0, bytes_: int = 0):
         """Set one counter cell (clear_stats writes zeros)."""
-        req = p4runtime_pb2.WriteRequest()
-        ce = req.updates.add(type=MODIFY).entity.counter_entry
-        ce.counter_id = self.pipeline._obj(P4Type.counter, counter).preamble.id
-        ce.index.index = index
-        ce.data.packet_count = packets
-        ce.data.byte_count = bytes_
-        self._call("write counter", self.client.write, req)
+        self.write([(MODIFY, CounterCell(counter, index, packets, bytes_))])
 
     def clear_counters(self, counter: str, start: int, count: int):
         """Zero cells [start, start + count) of a counter array in one batch."""
-        if count <= 0:
-            return
-        req = p4runtime_pb2.WriteRequest()
-        cid = self.pipeline._obj(P4Type.counter, counter).preamble.id
-        for index in range(start, start + count):
-            ce = req.updates.add(type=MODIFY).entity.counter_entry
-            ce.counter_id = cid
-            ce.index.index = index
-            ce.data.packet_count = 0
-            ce.data.byte_count = 0
-        self._call("clear counters", self.client.write, req)
+        self.write([(MODIFY, CounterCell(counter, i)) for i in range(start, start + count)])
 
     def set_meter(self, meter: str, index: int, rate: int | None, burst: int = 0):
         """Configure an indirect meter as a single-rate policer.
@@ -367,14 +476,7 @@ class SwitchConnection:
         ``rate`` in meter units per second (bytes for byte meters); ``None``
         resets the meter to unconfigured, which lets everything through.
         """
-        req = p4runtime_pb2.WriteRequest()
-        me = req.updates.add(type=MODIFY).entity.meter_entry
-        me.meter_id = self.pipeline._obj(P4Type.meter, meter).preamble.id
-        me.index.index = index
-        if rate is not None:
-            me.config.cir = me.config.pir = rate
-            me.config.cburst = me.config.pburst = max(burst, 1)
-        self._call("set meter", self.client.write, req)
+        self.write([(MODIFY, MeterCell(meter, index, rate, burst))])
 
     def read_meter(self, meter: str, index: int) -> tuple[int, int] | None:
         """(rate, burst) of a meter cell, or None when unconfigured."""

@@ -30,28 +30,26 @@ PULL, PUSH = "pull", "push"
 
 
 class Periodic:
-    """The periodic-statistics part of the slice API, and the thread running jobs."""
+    """The periodic-statistics part of the slice API, and one sampling
+    thread per node (a stalled switch delays only its own node's jobs)."""
 
     def __init__(self, rmp: Rmp):
         self.rmp = rmp
-        self.store = rmp.store
         self._stop = threading.Event()
-        self._thread = None
-        self._due: dict[tuple[int, int], float] = {}
+        self._threads: list[threading.Thread] = []
+        self._due: dict[tuple[str, int, int], float] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     # ---- slice API ----
     def _job(self, sl, pid) -> dict:
-        row = self.store.one("SELECT * FROM periodic WHERE slice_id = ? AND pid = ?",
-                             sl["id"], pid)
+        row = self.rmp.db(sl).one("SELECT * FROM periodic WHERE slice_id = ? AND pid = ?",
+                                  sl["id"], pid)
         if row is None:
             raise SppError("ENOENT", f"no periodic job {pid}")
         return row
 
     def create_periodic(self, sl, fpid, index, flags, interval, size, model, port,
                         callback) -> dict:
-        fp = self.rmp.fastpath(sl, fpid)
-        self.rmp._stats_index(fp, index)
         check_flags(flags)
         if interval < MIN_INTERVAL_MS:
             raise SppError("ERANGE", f"interval must be at least {MIN_INTERVAL_MS} ms")
@@ -59,64 +57,76 @@ class Periodic:
             raise SppError("ERANGE", f"vector size must be 1..{MAX_SIZE}")
         if model == PUSH and not 0 < port < 65536:
             raise SppError("EINVAL", "the push model needs a UDP port")
-        with self.rmp.lock, self.store.tx():
-            pid = lowest_free({r["pid"] for r in self.store.q(
+
+        def change(sl, ch):
+            db = self.rmp.db(sl)
+            fp = self.rmp.fastpath(sl, fpid)
+            self.rmp._stats_index(fp, index)
+            self.rmp.srm.check_quota(sl, "periodic")
+            pid = lowest_free({r["pid"] for r in db.q(
                 "SELECT pid FROM periodic WHERE slice_id = ?", sl["id"])})
             data = {"fpid": fpid, "index": index, "flags": flags, "interval": interval,
                     "size": size, "model": model, "port": port, "callback": callback}
-            self.store.x("INSERT INTO periodic (slice_id, pid, fastpath_id, data) "
-                         "VALUES (?, ?, ?, ?)", sl["id"], pid, fp["id"], dumps(data))
-        return {"pid": pid, **data}
+            db.x("INSERT INTO periodic (slice_id, pid, fastpath_id, data) VALUES (?, ?, ?, ?)",
+                 sl["id"], pid, fp["id"], dumps(data))
+            return {"pid": pid, **data}
+        return self.rmp.change(sl, change)
 
     def delete_periodic(self, sl, pid):
-        self._job(sl, pid)
-        with self.rmp.lock, self.store.tx():
-            self.store.x("DELETE FROM periodic WHERE slice_id = ? AND pid = ?", sl["id"], pid)
+        def change(sl, ch):
+            self._job(sl, pid)
+            self.rmp.db(sl).x("DELETE FROM periodic WHERE slice_id = ? AND pid = ?",
+                              sl["id"], pid)
+        return self.rmp.change(sl, change)
 
     def set_callback(self, sl, pid, callback) -> dict:
-        row = self._job(sl, pid)
-        data = loads(row["data"])
-        data["callback"] = callback
-        with self.rmp.lock, self.store.tx():
-            self.store.x("UPDATE periodic SET data = ? WHERE slice_id = ? AND pid = ?",
-                         dumps(data), sl["id"], pid)
-        return {"pid": pid, **data}
+        def change(sl, ch):
+            data = loads(self._job(sl, pid)["data"])
+            data["callback"] = callback
+            self.rmp.db(sl).x("UPDATE periodic SET data = ? WHERE slice_id = ? AND pid = ?",
+                              dumps(data), sl["id"], pid)
+            return {"pid": pid, **data}
+        return self.rmp.change(sl, change)
 
     def get_periodic(self, sl, pid) -> dict:
-        row = self._job(sl, pid)
-        data = loads(row["data"])
-        samples = [loads(r["data"]) for r in self.store.q(
-            "SELECT data FROM samples WHERE slice_id = ? AND pid = ?", sl["id"], pid)]
+        db = self.rmp.db(sl)
+        with db.read():
+            data = loads(self._job(sl, pid)["data"])
+            samples = [loads(r["data"]) for r in db.q(
+                "SELECT data FROM samples WHERE slice_id = ? AND pid = ?", sl["id"], pid)]
         samples.sort(key=lambda s: s["seq"])
         return {"pid": pid, **data, "vector": samples}
 
-    # ---- the job runner ----
+    # ---- the job runners ----
     def start(self):
-        self._thread = threading.Thread(target=self._run, name="periodic", daemon=True)
-        self._thread.start()
+        for node in self.rmp.stores:
+            t = threading.Thread(target=self._run, args=(node,), name=f"periodic-{node}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self):
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=5)
         self._sock.close()
 
-    def _run(self):
+    def _run(self, node: str):
         while not self._stop.wait(0.05):
             try:
-                self.tick(time.monotonic())
+                self.tick(node, time.monotonic())
             except Exception:  # noqa: BLE001 - one bad tick must not end the thread
-                log.exception("periodic stats tick failed")
+                log.exception("periodic stats tick on %s failed", node)
 
-    def tick(self, now: float):
-        """Take a sample of every job that is due."""
-        with self.rmp.lock:
-            jobs = self.store.q(
-                "SELECT p.*, s.mgmt_addr, f.stats_base, f.npe FROM periodic p "
-                "JOIN slices s ON s.id = p.slice_id JOIN fastpaths f ON f.id = p.fastpath_id")
-        live = set()
+    def tick(self, node: str, now: float):
+        """Take a sample of every job of the node that is due; store them all
+        in one change."""
+        jobs = self.rmp.stores[node].q(
+            "SELECT p.*, s.mgmt_addr, f.stats_base, f.npe FROM periodic p "
+            "JOIN slices s ON s.id = p.slice_id JOIN fastpaths f ON f.id = p.fastpath_id")
+        live, taken = set(), []
         for job in jobs:
-            key = (job["slice_id"], job["pid"])
+            key = (node, job["slice_id"], job["pid"])
             live.add(key)
             data = loads(job["data"])
             due = self._due.setdefault(key, now)
@@ -125,9 +135,16 @@ class Periodic:
             self._due[key] = due + data["interval"] / 1000.0
             if self._due[key] < now:          # fell behind (switch down, ...): skip ahead
                 self._due[key] = now + data["interval"] / 1000.0
-            self._sample(job, data)
-        for key in set(self._due) - live:
+            sample = self._sample(job, data)
+            if sample is not None:
+                taken.append((job, data, sample))
+        for key in [k for k in self._due if k[0] == node and k not in live]:
             del self._due[key]
+        if taken:
+            stored = self.rmp.executors[node].run(lambda ch: self._store(node, taken))
+            for job, data, sample in stored:
+                if data["model"] == PUSH:
+                    self._push(job, data, sample)
 
     def _sample(self, job, data):
         scd = self.rmp.scds[job["npe"]]
@@ -137,21 +154,30 @@ class Periodic:
             post = scd.read_counter(pl.Npe.STATS_POST, g)
         except SppError as e:
             log.debug("periodic job %s: %s", job["pid"], e.message)
-            return
-        seq = job["next_slot"]
-        sample = {"seq": seq, "time": time.time(), **stats_view(data["flags"], pre, post)}
-        with self.rmp.lock, self.store.tx():
-            if not self.store.one("SELECT 1 FROM periodic WHERE slice_id = ? AND pid = ?",
-                                  job["slice_id"], job["pid"]):
-                return                        # deleted meanwhile
-            self.store.x("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", job["slice_id"],
-                         job["pid"], seq % data["size"], dumps(sample))
-            self.store.x("UPDATE periodic SET next_slot = ? WHERE slice_id = ? AND pid = ?",
-                         seq + 1, job["slice_id"], job["pid"])
-        if data["model"] == PUSH:
-            msg = {"pid": job["pid"], "callback": data["callback"], "fpid": data["fpid"],
-                   "index": data["index"], **sample}
-            try:
-                self._sock.sendto(json.dumps(msg).encode(), (job["mgmt_addr"], data["port"]))
-            except OSError as e:
-                log.debug("periodic push to %s:%s: %s", job["mgmt_addr"], data["port"], e)
+            return None
+        return {"time": time.time(), **stats_view(data["flags"], pre, post)}
+
+    def _store(self, node, taken):
+        """In the node's executor: append each sample to its job's ring."""
+        db, out = self.rmp.stores[node], []
+        for job, data, sample in taken:
+            row = db.one("SELECT next_slot, fastpath_id FROM periodic WHERE slice_id = ? "
+                         "AND pid = ?", job["slice_id"], job["pid"])
+            if row is None or row["fastpath_id"] != job["fastpath_id"]:
+                continue                      # deleted meanwhile
+            seq = row["next_slot"]
+            sample = {"seq": seq, **sample}
+            db.x("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", job["slice_id"],
+                 job["pid"], seq % data["size"], dumps(sample))
+            db.x("UPDATE periodic SET next_slot = ? WHERE slice_id = ? AND pid = ?",
+                 seq + 1, job["slice_id"], job["pid"])
+            out.append((job, data, sample))
+        return out
+
+    def _push(self, job, data, sample):
+        msg = {"pid": job["pid"], "callback": data["callback"], "fpid": data["fpid"],
+               "index": data["index"], **sample}
+        try:
+            self._sock.sendto(json.dumps(msg).encode(), (job["mgmt_addr"], data["port"]))
+        except OSError as e:
+            log.debug("periodic push to %s:%s: %s", job["mgmt_addr"], data["port"], e)

@@ -4,29 +4,38 @@ Every call names the slice's own local IDs (fastpath, meta-interface, filter,
 queue, stats index, endpoint, periodic job); the RMP finds the slice's record
 for each and translates it to global IDs, so another slice's resources look
 exactly like non-existent ones (ENOENT). Resource requests go through the
-SRM; switch programming through the SCDs. Each call is one database
-transaction, committed only when the switches took the change.
+SRM; table entries come from translate.py; every change runs in its node's
+executor (executor.py): one consistent view, committed only when the
+switches took it. Slice administration and authentication are in slices.py.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import secrets
 import threading
 from contextlib import contextmanager
 
 from . import pipeline as pl
-from . import scd as tr
+from . import translate as tr
 from .errors import SppError
-from .p4rt import DELETE, INSERT, MODIFY
-from .srm import META_IF_PORTS, Srm
+from .limits import MAX_FILTER_ID
+from .p4rt import DELETE, INSERT, MODIFY, CounterCell, MeterCell
+from .srm import ENDPOINT_PORTS, META_IF_PORTS, Srm
 from .store import dumps, loads
 from .testbed import Testbed
 
 log = logging.getLogger(__name__)
 
 CODE_OPTIONS = ("ipv4",)
+
+#: the slice API functions that change state (each runs as a change in its
+#: node's executor); the others only read
+CHANGES = frozenset({
+    "alloc_fastpath", "free_fastpath", "resrv_fpath_ifbw", "reles_fpath_ifbw",
+    "alloc_udp_tunnel", "free_udp_tunnel", "alloc_endpoint", "free_endpoint", "write_fltr",
+    "update_result", "rem_fltr_byfid", "rem_fltr_bykey", "bind_queue", "set_queue_params",
+    "clear_stats", "mem_write", "create_periodic", "delete_periodic", "set_callback"})
 PROTOCOLS = {"udp": 17, "tcp": 6}
 
 # read_stats flags (one byte, as in the SPP): which of the four counters.
@@ -88,105 +97,74 @@ def normalize_key(key: dict, mask: dict) -> tuple[dict, dict]:
 
 
 class Rmp:
-    """The slice API over the SRM and the SCDs (thread-safe: one call at a time)."""
+    """The slice API over the SRM, the translation and the node executors.
 
-    def __init__(self, store, testbed: Testbed, srm: Srm, scds: dict):
-        self.store = store
+    A call that changes state is a *change* run by its node's executor
+    (``self.change``): its lookups, checks and writes see one consistent
+    state, and no other change of that node runs in between. A call that
+    only reads uses the calling thread's connection (committed state) and,
+    where it reads a switch, checks afterwards that what it read still
+    belongs to the slice.
+    """
+
+    def __init__(self, testbed: Testbed, srm: Srm, scds: dict, stores: dict, executors: dict):
         self.testbed = testbed
         self.srm = srm
         self.scds = scds
-        self.lock = threading.RLock()
+        self.stores = stores          # node name -> Store
+        self.executors = executors    # node name -> NodeExecutor
+        self._tl = threading.local()
 
     # ---- plumbing ----
     def node(self, sl: dict):
         return self.testbed.node(sl["node"])
 
-    def lc(self, sl: dict):
-        return self.scds[self.node(sl).lc.name]
+    def db(self, sl: dict):
+        return self.stores[sl["node"]]
 
-    def npe_scd(self, fp: dict):
-        return self.scds[fp["npe"]]
+    def lc_name(self, sl: dict) -> str:
+        return self.node(sl).lc.name
+
+    def change(self, sl: dict, fn):
+        """Run ``fn(slice, change)`` in the slice's node executor, with the
+        slice's record re-read there (a slice deleted meanwhile is unknown).
+        Inside ``deferred()``, return its Future instead of waiting."""
+        def run(ch):
+            cur = self.db(sl).one("SELECT * FROM slices WHERE id = ?", sl["id"])
+            if cur is None:
+                raise SppError("EAUTH", f"slice {sl['name']} no longer exists")
+            return fn(cur, ch)
+        fut = self.executors[sl["node"]].submit(run)
+        return fut if getattr(self._tl, "deferred", False) else fut.result()
 
     @contextmanager
-    def change(self, node_name: str):
-        """One transaction; if a switch failed half-way, put the node's
-        switches back to what the (rolled back) database says."""
-        with self.lock:
-            try:
-                with self.store.tx():
-                    yield
-            except SppError as e:
-                if e.error.name == "ESWITCH":
-                    self.resync(node_name)
-                raise
-
-    def resync(self, node_name: str):
-        node = self.testbed.node(node_name)
-        intents = tr.node_intent(self.store, node)
-        for name, intent in intents.items():
-            try:
-                self.scds[name].reconcile(intent)
-            except SppError as e:
-                log.warning("resync of %s failed: %s", name, e.message)
-
-    # ---- identity ----
-    def authenticate(self, secret: str | None, client_addr: str | None) -> dict:
-        if not secret:
-            raise SppError("EAUTH", "no slice secret given (Authorization: Bearer <secret>)")
-        sl = self.store.one("SELECT * FROM slices WHERE secret = ?", secret)
-        if sl is None:
-            raise SppError("EAUTH", "unknown slice secret")
-        if client_addr != sl["mgmt_addr"]:
-            raise SppError("EPERM", f"slice {sl['name']} may only call from {sl['mgmt_addr']}")
-        return sl
-
-    # ---- administration (not part of the slice API) ----
-    def create_slice(self, name, node, mgmt_addr, data_addr, lc_port, mac) -> dict:
-        nd = self.testbed.node(node)
-        if nd is None:
-            raise SppError("ENOENT", f"no node {node!r}")
-        with self.change(node):
-            if self.store.one("SELECT 1 FROM slices WHERE name = ? AND node = ?", name, node):
-                raise SppError("EEXIST", f"slice {name} already exists on {node}")
-            if self.store.one("SELECT 1 FROM slices WHERE node = ? AND "
-                              "(data_addr = ? OR lc_port = ?)", node, data_addr, lc_port):
-                raise SppError("EEXIST", f"address {data_addr} or LC port {lc_port} already used")
-            secret = secrets.token_hex(16)
-            sid = self.store.x(
-                "INSERT INTO slices (name, node, secret, mgmt_addr, data_addr, lc_port, mac) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                name, node, secret, mgmt_addr, data_addr, lc_port, mac).lastrowid
-            sl = self.store.one("SELECT * FROM slices WHERE id = ?", sid)
-            self.lc(sl).write([(INSERT, e) for e in tr.slice_entries(sl, nd)])
-        return {"name": name, "node": node, "secret": secret}
-
-    def delete_slice(self, name, node):
-        sl = self.store.one("SELECT * FROM slices WHERE name = ? AND node = ?", name, node)
-        if sl is None:
-            raise SppError("ENOENT", f"no slice {name} on {node}")
-        for fp in self.store.q("SELECT local_id FROM fastpaths WHERE slice_id = ?", sl["id"]):
-            self.free_fastpath(sl, fp["local_id"])
-        for ep in self.store.q("SELECT eid FROM endpoints WHERE slice_id = ?", sl["id"]):
-            self.free_endpoint(sl, ep["eid"])
-        with self.change(node):
-            self.store.x("DELETE FROM slices WHERE id = ?", sl["id"])
-            self.lc(sl).write([(DELETE, e) for e in tr.slice_entries(sl, self.node(sl))])
-
-    def list_slices(self) -> list[dict]:
-        return self.store.q("SELECT id, name, node, mgmt_addr, data_addr, lc_port FROM slices "
-                            "ORDER BY node, name")
+    def deferred(self):
+        """Calls that change state return Futures instead of waiting for them,
+        so a batch of calls is grouped into one commit (api.py's batch)."""
+        self._tl.deferred = True
+        try:
+            yield
+        finally:
+            self._tl.deferred = False
 
     # ---- lookups by local ID ----
     def fastpath(self, sl: dict, fpid: int) -> dict:
-        fp = self.store.one("SELECT * FROM fastpaths WHERE slice_id = ? AND local_id = ?",
-                            sl["id"], fpid)
+        fp = self.db(sl).one("SELECT * FROM fastpaths WHERE slice_id = ? AND local_id = ?",
+                             sl["id"], fpid)
         if fp is None:
             raise SppError("ENOENT", f"no fastpath {fpid}")
         return fp
 
-    def meta_if(self, fp: dict, mi: int) -> dict:
-        row = self.store.one("SELECT * FROM meta_ifs WHERE fastpath_id = ? AND mi = ?",
-                             fp["id"], mi)
+    def still_own(self, sl: dict, fp: dict):
+        """After reading a fastpath's partition on a switch: was it this
+        fastpath's all along? (Fastpath row IDs are never reused, so if the row
+        is still there it was there throughout.)"""
+        if self.db(sl).one("SELECT 1 FROM fastpaths WHERE id = ?", fp["id"]) is None:
+            raise SppError("ENOENT", f"no fastpath {fp['local_id']}")
+
+    def meta_if(self, sl: dict, fp: dict, mi: int) -> dict:
+        row = self.db(sl).one("SELECT * FROM meta_ifs WHERE fastpath_id = ? AND mi = ?",
+                              fp["id"], mi)
         if row is None:
             raise SppError("ENOENT", f"no meta-interface {mi} on fastpath {fp['local_id']}")
         return row
@@ -210,17 +188,19 @@ class Rmp:
     # ---- fastpaths ----
     def alloc_fastpath(self, sl, copt, bw, filters, queues, buffers, stats, sram, dram) -> dict:
         if copt not in CODE_OPTIONS:
-            raise SppError("ENOTSUP", f"code option {copt!r} not supported (have: "
+            raise SppError("ENOTSUP", f"code option {copt[:16]!r} not supported (have: "
                                       f"{', '.join(CODE_OPTIONS)})")
-        node = self.node(sl)
         req = {"bw_kbps": bw, "n_filters": filters, "n_queues": queues, "n_buffers": buffers,
                "n_stats": stats, "sram_words": sram, "dram_bytes": dram}
-        with self.change(sl["node"]):
+
+        def change(sl, ch):
+            db, node = self.db(sl), self.node(sl)
+            self.srm.check_quota(sl, "fastpaths")
             place = self.srm.place_fastpath(node, req)
-            local = lowest_free({r["local_id"] for r in self.store.q(
+            local = lowest_free({r["local_id"] for r in db.q(
                 "SELECT local_id FROM fastpaths WHERE slice_id = ?", sl["id"])})
-            ld_port, exc_port = self.srm.slice_ports(sl["id"], 2)
-            fid = self.store.x(
+            ld_port, exc_port = self.srm.slice_ports(sl, 2)
+            fid = db.x(
                 "INSERT INTO fastpaths (slice_id, local_id, node, npe, gid, copt, bw_kbps, "
                 "n_filters, n_queues, n_buffers, n_stats, sram_words, dram_bytes, stats_base, "
                 "queue_base, sram_base, ret_port, ld_port, exc_port) "
@@ -228,47 +208,55 @@ class Rmp:
                 sl["id"], local, sl["node"], place["npe"], place["gid"], copt, bw, filters,
                 queues, buffers, stats, sram, dram, place["stats_base"], place["queue_base"],
                 place["sram_base"], place["ret_port"], ld_port, exc_port).lastrowid
-            fp = self.store.one("SELECT * FROM fastpaths WHERE id = ?", fid)
-            npe_scd = self.npe_scd(fp)
+            fp = db.one("SELECT * FROM fastpaths WHERE id = ?", fid)
+            npe = fp["npe"]
             # The partition starts clean, whatever its previous owner left.
-            for counter in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST):
-                npe_scd.clear_counters(counter, fp["stats_base"], stats)
-            npe_scd.register_fill(pl.Npe.SRAM, fp["sram_base"], sram, 0)
+            ch.write(npe, [(MODIFY, CounterCell(c, fp["stats_base"] + i))
+                           for c in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST) for i in range(stats)])
             # Bandwidth is policed from now on: queues closed until bound, the
-            # fastpath at its bw, and its inbound packets at the LC, before they
-            # cost the NPE anything (the NPE's packet budget, shared anew).
-            for q in range(queues):
-                npe_scd.set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + q,
-                                  tr.queue_meter_rate(0))
-            npe_scd.set_meter(pl.Npe.FASTPATH_RATE, fp["gid"], tr.queue_meter_rate(bw))
-            self._set_police(sl, node.npe(fp["npe"]))
-            npe_scd.write([(INSERT, e) for e in
-                           tr.fastpath_entries(fp, sl, node.npe(fp["npe"]))])
-        return self.fpinfo(sl, fp)
+            # fastpath at its bw (docs/npe.md).
+            ch.write(npe, [(MODIFY, MeterCell(pl.Npe.QUEUE_RATE, fp["queue_base"] + q,
+                                              *tr.queue_meter_rate(0)))
+                           for q in range(queues)]
+                     + [(MODIFY, MeterCell(pl.Npe.FASTPATH_RATE, fp["gid"],
+                                           *tr.queue_meter_rate(bw)))])
+            # ... and its inbound packets at the LC, before they cost the NPE
+            # anything: the NPE's packet budget, shared anew by its fastpaths.
+            ch.write(self.lc_name(sl), self._police_meters(sl, node.npe(npe)))
+            ch.register_fill(npe, pl.Npe.SRAM, fp["sram_base"], sram)
+            ch.write(npe, [(INSERT, e) for e in
+                           tr.fastpath_entries(fp, sl, node.npe(npe))])
+            return self.fpinfo(sl, fp)
+        return self.change(sl, change)
+
+    def _fastpath_teardown(self, sl, fp, ch):
+        """Everything a fastpath holds on the switches, deleted."""
+        db, node = self.db(sl), self.node(sl)
+        npe = node.npe(fp["npe"])
+        npe_ups, lc_ups = [], []
+        for f in db.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
+            npe_ups.append((DELETE, tr.filter_entry(fp, f["fid"], loads(f["data"]))))
+        for q in db.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"]):
+            npe_ups += [(DELETE, e) for e in tr.queue_entries(fp, q)]
+        for mi in db.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"]):
+            n_e, l_e = tr.meta_if_entries(fp, mi, node, npe)
+            npe_ups += [(DELETE, e) for e in n_e]
+            lc_ups += [(DELETE, e) for e in l_e]
+        npe_ups += [(DELETE, e) for e in tr.fastpath_entries(fp, sl, npe)]
+        npe_ups += [(MODIFY, MeterCell(pl.Npe.QUEUE_RATE, fp["queue_base"] + q))
+                    for q in range(fp["n_queues"])]
+        npe_ups.append((MODIFY, MeterCell(pl.Npe.FASTPATH_RATE, fp["gid"])))
+        lc_ups.append((MODIFY, MeterCell(pl.Lc.POLICE,
+                                         tr.lc_police_index(node, npe, fp["gid"]))))
+        ch.write(self.lc_name(sl), lc_ups)
+        ch.write(fp["npe"], npe_ups)
+        db.x("DELETE FROM fastpaths WHERE id = ?", fp["id"])   # cascades
+        ch.write(self.lc_name(sl), self._police_meters(sl, npe))
 
     def free_fastpath(self, sl, fpid):
-        fp = self.fastpath(sl, fpid)
-        node = self.node(sl)
-        npe = node.npe(fp["npe"])
-        npe_updates, lc_updates = [], []
-        for f in self.store.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
-            npe_updates.append((DELETE, tr.filter_entry(fp, f["fid"], loads(f["data"]))))
-        for q in self.store.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"]):
-            npe_updates += [(DELETE, e) for e in tr.queue_entries(fp, q)]
-        for mi in self.store.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"]):
-            n_e, l_e = tr.meta_if_entries(fp, mi, node, npe)
-            npe_updates += [(DELETE, e) for e in n_e]
-            lc_updates += [(DELETE, e) for e in l_e]
-        npe_updates += [(DELETE, e) for e in tr.fastpath_entries(fp, sl, npe)]
-        with self.change(sl["node"]):
-            self.store.x("DELETE FROM fastpaths WHERE id = ?", fp["id"])   # cascades
-            self.lc(sl).write(lc_updates)
-            self.npe_scd(fp).write(npe_updates)
-            for q in range(fp["n_queues"]):
-                self.npe_scd(fp).set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + q, None)
-            self.npe_scd(fp).set_meter(pl.Npe.FASTPATH_RATE, fp["gid"], None)
-            self.lc(sl).set_meter(pl.Lc.POLICE, tr.lc_police_index(node, npe, fp["gid"]), None)
-            self._set_police(sl, npe)
+        def change(sl, ch):
+            self._fastpath_teardown(sl, self.fastpath(sl, fpid), ch)
+        return self.change(sl, change)
 
     # ---- interfaces ----
     def get_interfaces(self, sl) -> list[int]:
@@ -294,71 +282,72 @@ class Rmp:
         return iface.peer
 
     # ---- bandwidth ----
-    def reserved(self, fp, ifn) -> int:
-        return self.store.scalar("SELECT bw_kbps FROM reservations WHERE fastpath_id = ? "
-                                 "AND ifn = ?", fp["id"], ifn) or 0
+    def reserved(self, sl, fp, ifn) -> int:
+        return self.db(sl).scalar("SELECT bw_kbps FROM reservations WHERE fastpath_id = ? "
+                                  "AND ifn = ?", fp["id"], ifn) or 0
 
-    def mi_bw_on(self, fp, ifn) -> int:
-        return self.store.scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM meta_ifs "
-                                 "WHERE fastpath_id = ? AND ifn = ?", fp["id"], ifn)
+    def mi_bw_on(self, sl, fp, ifn) -> int:
+        return self.db(sl).scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM meta_ifs "
+                                  "WHERE fastpath_id = ? AND ifn = ?", fp["id"], ifn)
 
     def resrv_fpath_ifbw(self, sl, fpid, ifn, bw) -> dict:
-        fp = self.fastpath(sl, fpid)
         self.interface(sl, ifn)
-        with self.change(sl["node"]):
-            total = self.store.scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM reservations "
-                                      "WHERE fastpath_id = ?", fp["id"])
+
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            total = db.scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM reservations "
+                              "WHERE fastpath_id = ?", fp["id"])
             if total + bw > fp["bw_kbps"]:
                 raise SppError("ENOBW", f"fastpath {fpid} was allocated {fp['bw_kbps']} kb/s, "
                                         f"{total} kb/s already reserved")
             self.srm.check_reservation(self.node(sl), ifn, bw)
-            now = self.reserved(fp, ifn) + bw
-            self.store.x("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?)", fp["id"], ifn, now)
-        return {"ifn": ifn, "reserved": now}
+            now = self.reserved(sl, fp, ifn) + bw
+            db.x("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?)", fp["id"], ifn, now)
+            return {"ifn": ifn, "reserved": now}
+        return self.change(sl, change)
 
     def reles_fpath_ifbw(self, sl, fpid, ifn, bw) -> dict:
-        fp = self.fastpath(sl, fpid)
         self.interface(sl, ifn)
-        with self.change(sl["node"]):
-            have = self.reserved(fp, ifn)
+
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            have = self.reserved(sl, fp, ifn)
             if bw > have:
                 raise SppError("EINVAL", f"only {have} kb/s reserved on interface {ifn}")
-            used = self.mi_bw_on(fp, ifn)
+            used = self.mi_bw_on(sl, fp, ifn)
             if have - bw < used:
                 raise SppError("EBUSY", f"meta-interfaces on interface {ifn} use {used} kb/s")
             if have == bw:
-                self.store.x("DELETE FROM reservations WHERE fastpath_id = ? AND ifn = ?",
-                             fp["id"], ifn)
+                db.x("DELETE FROM reservations WHERE fastpath_id = ? AND ifn = ?", fp["id"], ifn)
             else:
-                self.store.x("UPDATE reservations SET bw_kbps = ? WHERE fastpath_id = ? "
-                             "AND ifn = ?", have - bw, fp["id"], ifn)
-        return {"ifn": ifn, "reserved": have - bw}
+                db.x("UPDATE reservations SET bw_kbps = ? WHERE fastpath_id = ? AND ifn = ?",
+                     have - bw, fp["id"], ifn)
+            return {"ifn": ifn, "reserved": have - bw}
+        return self.change(sl, change)
 
     # ---- meta-interfaces ----
     def alloc_udp_tunnel(self, sl, fpid, ifn, port, bw) -> dict:
-        fp = self.fastpath(sl, fpid)
         iface = self.interface(sl, ifn)
-        node = self.node(sl)
-        with self.change(sl["node"]):
-            free = self.reserved(fp, ifn) - self.mi_bw_on(fp, ifn)
+
+        def change(sl, ch):
+            db, node, fp = self.db(sl), self.node(sl), self.fastpath(sl, fpid)
+            free = self.reserved(sl, fp, ifn) - self.mi_bw_on(sl, fp, ifn)
             if bw > free:
                 raise SppError("ENOBW", f"fastpath {fpid} has {free} kb/s reserved and unused "
                                         f"on interface {ifn}; reserve more with resrv_fpath_ifbw")
-            cap = self.srm.capacity[fp["npe"]].meta_ifs
-            if self.store.scalar("SELECT COUNT(*) FROM meta_ifs m JOIN fastpaths f ON "
-                                 "f.id = m.fastpath_id WHERE f.npe = ? AND f.node = ?",
-                                 fp["npe"], fp["node"]) >= cap:
-                raise SppError("ENORES", f"{fp['npe']} has no meta-interface left")
-            port = self.srm.alloc_port(sl["node"], iface.addr, 17, port, META_IF_PORTS)
-            mi = lowest_free({r["mi"] for r in self.store.q(
+            self.srm.check_quota(sl, "meta_ifs")
+            self.srm.check_meta_if_room(node, fp["npe"])
+            port_ = self.srm.alloc_port(sl["node"], iface.addr, 17, port, META_IF_PORTS)
+            mi = lowest_free({r["mi"] for r in db.q(
                 "SELECT mi FROM meta_ifs WHERE fastpath_id = ?", fp["id"])})
-            self.store.x("INSERT INTO meta_ifs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         fp["id"], mi, sl["node"], ifn, iface.addr, port, bw)
-            row = self.meta_if(fp, mi)
+            db.x("INSERT INTO meta_ifs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 fp["id"], mi, sl["node"], ifn, iface.addr, port_, bw)
+            row = self.meta_if(sl, fp, mi)
             n_e, l_e = tr.meta_if_entries(fp, row, node, node.npe(fp["npe"]))
-            self.npe_scd(fp).write([(INSERT, e) for e in n_e])
-            self.lc(sl).write([(INSERT, e) for e in l_e])
-        return {"mi": mi, **self._endpoint(row, iface)}
+            ch.write(fp["npe"], [(INSERT, e) for e in n_e])
+            ch.write(self.lc_name(sl), [(INSERT, e) for e in l_e])
+            return {"mi": mi, **self._endpoint(row, iface)}
+        return self.change(sl, change)
 
     @staticmethod
     def _endpoint(row, iface) -> dict:
@@ -369,25 +358,26 @@ class Rmp:
         return out
 
     def get_endpoint(self, sl, fpid, mi) -> dict:
-        fp = self.fastpath(sl, fpid)
-        row = self.meta_if(fp, mi)
+        with self.db(sl).read():
+            fp = self.fastpath(sl, fpid)
+            row = self.meta_if(sl, fp, mi)
         return {"mi": mi, **self._endpoint(row, self.interface(sl, row["ifn"]))}
 
     def free_udp_tunnel(self, sl, fpid, mi):
-        fp = self.fastpath(sl, fpid)
-        row = self.meta_if(fp, mi)
-        for f in self.store.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
-            d = loads(f["data"])
-            if d["result"]["action"] == "forward" and d["result"]["meta_if"] == mi:
-                raise SppError("EBUSY", f"filter {f['fid']} forwards to meta-interface {mi}")
-        if self.store.one("SELECT qid FROM queues WHERE fastpath_id = ? AND mi = ?", fp["id"], mi):
-            raise SppError("EBUSY", f"queues are bound to meta-interface {mi}")
-        node = self.node(sl)
-        n_e, l_e = tr.meta_if_entries(fp, row, node, node.npe(fp["npe"]))
-        with self.change(sl["node"]):
-            self.store.x("DELETE FROM meta_ifs WHERE fastpath_id = ? AND mi = ?", fp["id"], mi)
-            self.lc(sl).write([(DELETE, e) for e in l_e])
-            self.npe_scd(fp).write([(DELETE, e) for e in n_e])
+        def change(sl, ch):
+            db, node, fp = self.db(sl), self.node(sl), self.fastpath(sl, fpid)
+            row = self.meta_if(sl, fp, mi)
+            for f in db.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
+                d = loads(f["data"])
+                if d["result"]["action"] == "forward" and d["result"]["meta_if"] == mi:
+                    raise SppError("EBUSY", f"filter {f['fid']} forwards to meta-interface {mi}")
+            if db.one("SELECT qid FROM queues WHERE fastpath_id = ? AND mi = ?", fp["id"], mi):
+                raise SppError("EBUSY", f"queues are bound to meta-interface {mi}")
+            n_e, l_e = tr.meta_if_entries(fp, row, node, node.npe(fp["npe"]))
+            db.x("DELETE FROM meta_ifs WHERE fastpath_id = ? AND mi = ?", fp["id"], mi)
+            ch.write(self.lc_name(sl), [(DELETE, e) for e in l_e])
+            ch.write(fp["npe"], [(DELETE, e) for e in n_e])
+        return self.change(sl, change)
 
     # ---- endpoints (LC NAT) ----
     def alloc_endpoint(self, sl, ifn, port, proto, slice_port) -> dict:
@@ -395,21 +385,24 @@ class Rmp:
         if proto not in PROTOCOLS:
             raise SppError("EINVAL", f"protocol must be one of {', '.join(PROTOCOLS)}")
         pnum = PROTOCOLS[proto]
-        with self.change(sl["node"]):
-            port = self.srm.alloc_port(sl["node"], iface.addr, pnum, port, range(30000, 40000))
-            if slice_port == 0:
-                slice_port = port
-            if self.store.one("SELECT 1 FROM endpoints WHERE slice_id = ? AND proto = ? AND "
-                              "slice_port = ?", sl["id"], pnum, slice_port):
-                raise SppError("EEXIST", f"slice port {slice_port}/{proto} already forwarded")
-            eid = lowest_free({r["eid"] for r in self.store.q(
+
+        def change(sl, ch):
+            db = self.db(sl)
+            self.srm.check_quota(sl, "endpoints")
+            self.srm.check_endpoint_room(self.node(sl))
+            port_ = self.srm.alloc_port(sl["node"], iface.addr, pnum, port, ENDPOINT_PORTS)
+            sport = slice_port or port_
+            if db.one("SELECT 1 FROM endpoints WHERE slice_id = ? AND proto = ? AND "
+                      "slice_port = ?", sl["id"], pnum, sport):
+                raise SppError("EEXIST", f"slice port {sport}/{proto} already forwarded")
+            eid = lowest_free({r["eid"] for r in db.q(
                 "SELECT eid FROM endpoints WHERE slice_id = ?", sl["id"])})
-            self.store.x("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sl["id"], eid,
-                         sl["node"], ifn, iface.addr, pnum, port, slice_port)
-            ep = self.store.one("SELECT * FROM endpoints WHERE slice_id = ? AND eid = ?",
-                                sl["id"], eid)
-            self.lc(sl).write([(INSERT, e) for e in tr.endpoint_entries(ep, sl)])
-        return self._ep_view(ep)
+            db.x("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sl["id"], eid,
+                 sl["node"], ifn, iface.addr, pnum, port_, sport)
+            ep = db.one("SELECT * FROM endpoints WHERE slice_id = ? AND eid = ?", sl["id"], eid)
+            ch.write(self.lc_name(sl), [(INSERT, e) for e in tr.endpoint_entries(ep, sl)])
+            return self._ep_view(ep)
+        return self.change(sl, change)
 
     @staticmethod
     def _ep_view(ep) -> dict:
@@ -417,33 +410,39 @@ class Rmp:
         return {"eid": ep["eid"], "ifn": ep["ifn"], "addr": ep["addr"], "port": ep["port"],
                 "proto": proto, "slice_port": ep["slice_port"]}
 
+    def _endpoint_teardown(self, sl, ep, ch):
+        self.db(sl).x("DELETE FROM endpoints WHERE slice_id = ? AND eid = ?", sl["id"],
+                      ep["eid"])
+        ch.write(self.lc_name(sl), [(DELETE, e) for e in tr.endpoint_entries(ep, sl)])
+
     def free_endpoint(self, sl, eid):
-        ep = self.store.one("SELECT * FROM endpoints WHERE slice_id = ? AND eid = ?", sl["id"], eid)
-        if ep is None:
-            raise SppError("ENOENT", f"no endpoint {eid}")
-        with self.change(sl["node"]):
-            self.store.x("DELETE FROM endpoints WHERE slice_id = ? AND eid = ?", sl["id"], eid)
-            self.lc(sl).write([(DELETE, e) for e in tr.endpoint_entries(ep, sl)])
+        def change(sl, ch):
+            ep = self.db(sl).one("SELECT * FROM endpoints WHERE slice_id = ? AND eid = ?",
+                                 sl["id"], eid)
+            if ep is None:
+                raise SppError("ENOENT", f"no endpoint {eid}")
+            self._endpoint_teardown(sl, ep, ch)
+        return self.change(sl, change)
 
     # ---- filters ----
-    def _filter(self, fp, fid) -> dict:
-        row = self.store.one("SELECT data FROM filters WHERE fastpath_id = ? AND fid = ?",
-                             fp["id"], fid)
+    def _filter(self, sl, fp, fid) -> dict:
+        row = self.db(sl).one("SELECT data FROM filters WHERE fastpath_id = ? AND fid = ?",
+                              fp["id"], fid)
         if row is None:
             raise SppError("ENOENT", f"no filter {fid} on fastpath {fp['local_id']}")
         return loads(row["data"])
 
-    def _check_result(self, fp, result: dict):
+    def _check_result(self, sl, fp, result: dict):
         if result["stats"] >= fp["n_stats"] and (fp["n_stats"] or result["stats"]):
             raise SppError("ERANGE", f"stats index {result['stats']} outside 0.."
                                      f"{fp['n_stats'] - 1}")
         if result["action"] != "forward":
             return
-        self.meta_if(fp, result["meta_if"])
+        self.meta_if(sl, fp, result["meta_if"])
         if result["queue"] >= fp["n_queues"]:
             raise SppError("ERANGE", f"queue {result['queue']} outside 0..{fp['n_queues'] - 1}")
-        q = self.store.one("SELECT mi FROM queues WHERE fastpath_id = ? AND qid = ?",
-                           fp["id"], result["queue"])
+        q = self.db(sl).one("SELECT mi FROM queues WHERE fastpath_id = ? AND qid = ?",
+                            fp["id"], result["queue"])
         if q is None or q["mi"] != result["meta_if"]:
             raise SppError("EINVAL", f"queue {result['queue']} is not bound to meta-interface "
                                      f"{result['meta_if']} (bind_queue)")
@@ -458,206 +457,232 @@ class Rmp:
         return view
 
     def write_fltr(self, sl, fpid, fid, lookup_type, key, mask, result) -> dict:
-        fp = self.fastpath(sl, fpid)
-        if not 0 <= fid <= pl.MAX_FILTER_ID:
-            raise SppError("ERANGE", f"filter id {fid} outside 0..{pl.MAX_FILTER_ID}")
-        self._check_result(fp, result)
+        if not 0 <= fid <= MAX_FILTER_ID:
+            raise SppError("ERANGE", f"filter id {fid} outside 0..{MAX_FILTER_ID}")
         key, mask = normalize_key(key, mask)
         data = {"type": lookup_type, "key": key, "mask": mask, "result": result}
-        with self.change(sl["node"]):
-            if self.store.one("SELECT 1 FROM filters WHERE fastpath_id = ? AND fid = ?",
-                              fp["id"], fid):
+
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            self._check_result(sl, fp, result)
+            if db.one("SELECT 1 FROM filters WHERE fastpath_id = ? AND fid = ?", fp["id"], fid):
                 raise SppError("EEXIST", f"filter {fid} exists (update_result changes it)")
-            n = self.store.scalar("SELECT COUNT(*) FROM filters WHERE fastpath_id = ?", fp["id"])
+            n = db.scalar("SELECT COUNT(*) FROM filters WHERE fastpath_id = ?", fp["id"])
             if n >= fp["n_filters"]:
                 raise SppError("EQUOTA", f"fastpath {fpid} has all its {fp['n_filters']} filters")
-            self.store.x("INSERT INTO filters VALUES (?, ?, ?)", fp["id"], fid, dumps(data))
-            self.npe_scd(fp).write([(INSERT, tr.filter_entry(fp, fid, data))])
-        return self._filter_view(fid, data)
+            db.x("INSERT INTO filters VALUES (?, ?, ?)", fp["id"], fid, dumps(data))
+            ch.write(fp["npe"], [(INSERT, tr.filter_entry(fp, fid, data))])
+            return self._filter_view(fid, data)
+        return self.change(sl, change)
 
     def update_result(self, sl, fpid, fid, result) -> dict:
-        fp = self.fastpath(sl, fpid)
-        data = self._filter(fp, fid)
-        self._check_result(fp, result)
-        data["result"] = result
-        with self.change(sl["node"]):
-            self.store.x("UPDATE filters SET data = ? WHERE fastpath_id = ? AND fid = ?",
-                         dumps(data), fp["id"], fid)
-            self.npe_scd(fp).write([(MODIFY, tr.filter_entry(fp, fid, data))])
-        return self._filter_view(fid, data)
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            data = self._filter(sl, fp, fid)
+            self._check_result(sl, fp, result)
+            data["result"] = result
+            db.x("UPDATE filters SET data = ? WHERE fastpath_id = ? AND fid = ?",
+                 dumps(data), fp["id"], fid)
+            ch.write(fp["npe"], [(MODIFY, tr.filter_entry(fp, fid, data))])
+            return self._filter_view(fid, data)
+        return self.change(sl, change)
 
     def get_fltr_byfid(self, sl, fpid, fid) -> dict:
-        fp = self.fastpath(sl, fpid)
-        return self._filter_view(fid, self._filter(fp, fid))
+        with self.db(sl).read():
+            fp = self.fastpath(sl, fpid)
+            return self._filter_view(fid, self._filter(sl, fp, fid))
 
-    def _fid_bykey(self, fp, lookup_type, key, mask) -> int:
+    def _fid_bykey(self, sl, fp, lookup_type, key, mask) -> int:
         key, mask = normalize_key(key, mask)
-        for f in self.store.q("SELECT fid, data FROM filters WHERE fastpath_id = ? ORDER BY fid",
-                              fp["id"]):
+        for f in self.db(sl).q("SELECT fid, data FROM filters WHERE fastpath_id = ? "
+                               "ORDER BY fid", fp["id"]):
             d = loads(f["data"])
             if d["type"] == lookup_type and d["key"] == key and d["mask"] == mask:
                 return f["fid"]
         raise SppError("ENOENT", "no filter with that key and mask")
 
     def get_fltr_bykey(self, sl, fpid, lookup_type, key, mask) -> dict:
-        fp = self.fastpath(sl, fpid)
-        fid = self._fid_bykey(fp, lookup_type, key, mask)
-        return self._filter_view(fid, self._filter(fp, fid))
+        with self.db(sl).read():
+            fp = self.fastpath(sl, fpid)
+            fid = self._fid_bykey(sl, fp, lookup_type, key, mask)
+            return self._filter_view(fid, self._filter(sl, fp, fid))
 
     def lookup_fltr(self, sl, fpid, lookup_type, key) -> dict:
         """The filter a packet with this key would hit (lowest matching ID)."""
-        fp = self.fastpath(sl, fpid)
-        for f in self.store.q("SELECT fid, data FROM filters WHERE fastpath_id = ? ORDER BY fid",
-                              fp["id"]):
-            d = loads(f["data"])
-            if filter_matches(d, lookup_type, key):
-                return self._filter_view(f["fid"], d)
+        with self.db(sl).read():
+            fp = self.fastpath(sl, fpid)
+            for f in self.db(sl).q("SELECT fid, data FROM filters WHERE fastpath_id = ? "
+                                   "ORDER BY fid", fp["id"]):
+                d = loads(f["data"])
+                if filter_matches(d, lookup_type, key):
+                    return self._filter_view(f["fid"], d)
         raise SppError("ENOENT", "no filter matches that key")
 
+    def _rem_fltr(self, sl, fp, fid, ch):
+        data = self._filter(sl, fp, fid)
+        self.db(sl).x("DELETE FROM filters WHERE fastpath_id = ? AND fid = ?", fp["id"], fid)
+        ch.write(fp["npe"], [(DELETE, tr.filter_entry(fp, fid, data))])
+
     def rem_fltr_byfid(self, sl, fpid, fid):
-        fp = self.fastpath(sl, fpid)
-        data = self._filter(fp, fid)
-        with self.change(sl["node"]):
-            self.store.x("DELETE FROM filters WHERE fastpath_id = ? AND fid = ?", fp["id"], fid)
-            self.npe_scd(fp).write([(DELETE, tr.filter_entry(fp, fid, data))])
+        def change(sl, ch):
+            self._rem_fltr(sl, self.fastpath(sl, fpid), fid, ch)
+        return self.change(sl, change)
 
     def rem_fltr_bykey(self, sl, fpid, lookup_type, key, mask) -> dict:
-        fp = self.fastpath(sl, fpid)
-        fid = self._fid_bykey(fp, lookup_type, key, mask)
-        self.rem_fltr_byfid(sl, fpid, fid)
-        return {"fid": fid}
+        def change(sl, ch):
+            fp = self.fastpath(sl, fpid)
+            fid = self._fid_bykey(sl, fp, lookup_type, key, mask)
+            self._rem_fltr(sl, fp, fid, ch)
+            return {"fid": fid}
+        return self.change(sl, change)
 
     # ---- queues ----
-    def _queue(self, fp, qid) -> dict:
+    def _queue(self, sl, fp, qid) -> dict:
         if not 0 <= qid < fp["n_queues"]:
             raise SppError("ERANGE", f"queue {qid} outside 0..{fp['n_queues'] - 1}")
-        q = self.store.one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?", fp["id"], qid)
+        q = self.db(sl).one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?",
+                            fp["id"], qid)
         if q is None:
             raise SppError("ENOENT", f"queue {qid} is not bound (bind_queue)")
         return q
 
-    def _queue_bw_on(self, fp, mi, but_qid) -> int:
-        return self.store.scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM queues WHERE "
-                                 "fastpath_id = ? AND mi = ? AND qid != ?", fp["id"], mi, but_qid)
+    def _queue_bw_on(self, sl, fp, mi, but_qid) -> int:
+        return self.db(sl).scalar("SELECT COALESCE(SUM(bw_kbps), 0) FROM queues WHERE "
+                                  "fastpath_id = ? AND mi = ? AND qid != ?", fp["id"], mi,
+                                  but_qid)
 
-    def _set_police(self, sl, npe):
-        """The LC packet meters of all the NPE's fastpaths (police_rates)."""
+    def _police_meters(self, sl, npe) -> list:
+        """The LC packet meters of all the NPE's fastpaths (translate.police_rates)."""
         node = self.node(sl)
-        fps = self.store.q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?", node.name,
-                           npe.name)
-        for gid, rate in tr.police_rates(npe, fps).items():
-            self.lc(sl).set_meter(pl.Lc.POLICE, tr.lc_police_index(node, npe, gid), rate)
+        fps = self.db(sl).q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?",
+                            node.name, npe.name)
+        return [(MODIFY, MeterCell(pl.Lc.POLICE, tr.lc_police_index(node, npe, gid),
+                                   *(rate or (None, 0))))
+                for gid, rate in tr.police_rates(npe, fps).items()]
 
-    def _queue_rates(self, fp) -> dict[int, int]:
-        return tr.queue_rates(fp, self.store.q("SELECT * FROM queues WHERE fastpath_id = ?",
-                                               fp["id"]),
-                              self.store.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?",
-                                           fp["id"]))
+    def _queue_rates(self, sl, fp) -> dict[int, int]:
+        db = self.db(sl)
+        return tr.queue_rates(fp, db.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"]),
+                              db.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"]))
 
-    def _set_queue_meters(self, fp, before: dict[int, int]):
-        """Meters of the fastpath's queues whose rate is not ``before``'s."""
-        for qid, kbps in self._queue_rates(fp).items():
-            if before.get(qid) != kbps:
-                self.npe_scd(fp).set_meter(pl.Npe.QUEUE_RATE, fp["queue_base"] + qid,
-                                           tr.queue_meter_rate(kbps))
+    def _queue_meters(self, sl, fp, before: dict[int, int]) -> list:
+        """Meter cells of the fastpath's queues whose rate is not ``before``'s."""
+        return [(MODIFY, MeterCell(pl.Npe.QUEUE_RATE, fp["queue_base"] + qid,
+                                   *tr.queue_meter_rate(kbps)))
+                for qid, kbps in self._queue_rates(sl, fp).items() if before.get(qid) != kbps]
 
     def bind_queue(self, sl, fpid, mi, qids: list[int]) -> dict:
-        fp = self.fastpath(sl, fpid)
-        mrow = self.meta_if(fp, mi)
-        for qid in qids:
-            if not 0 <= qid < fp["n_queues"]:
-                raise SppError("ERANGE", f"queue {qid} outside 0..{fp['n_queues'] - 1}")
-        with self.change(sl["node"]):
-            before = self._queue_rates(fp)
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            mrow = self.meta_if(sl, fp, mi)
+            before = self._queue_rates(sl, fp)
             for qid in qids:
-                q = self.store.one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?",
-                                   fp["id"], qid)
+                if not 0 <= qid < fp["n_queues"]:
+                    raise SppError("ERANGE", f"queue {qid} outside 0..{fp['n_queues'] - 1}")
+            for qid in qids:
+                q = db.one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?",
+                           fp["id"], qid)
                 bw = q["bw_kbps"] if q else 0
-                if bw and self._queue_bw_on(fp, mi, qid) + bw > mrow["bw_kbps"]:
+                if bw and self._queue_bw_on(sl, fp, mi, qid) + bw > mrow["bw_kbps"]:
                     raise SppError("ENOBW", f"queue {qid}'s {bw} kb/s do not fit in "
                                             f"meta-interface {mi}")
-                self.store.x("INSERT INTO queues (fastpath_id, qid, mi) VALUES (?, ?, ?) "
-                             "ON CONFLICT DO UPDATE SET mi = excluded.mi", fp["id"], qid, mi)
+                db.x("INSERT INTO queues (fastpath_id, qid, mi) VALUES (?, ?, ?) "
+                     "ON CONFLICT DO UPDATE SET mi = excluded.mi", fp["id"], qid, mi)
             # Policed from now on, also without set_queue_params (queue_rates).
-            self._set_queue_meters(fp, before)
-        return {"mi": mi, "queues": qids}
+            ch.write(fp["npe"], self._queue_meters(sl, fp, before))
+            return {"mi": mi, "queues": qids}
+        return self.change(sl, change)
 
     def set_queue_params(self, sl, fpid, qid, threshold, bw) -> dict:
-        fp = self.fastpath(sl, fpid)
-        q = self._queue(fp, qid)
-        mrow = self.meta_if(fp, q["mi"])
-        if threshold > fp["n_buffers"]:
-            raise SppError("EQUOTA", f"threshold {threshold} over the fastpath's "
-                                     f"{fp['n_buffers']} buffers")
-        if self._queue_bw_on(fp, q["mi"], qid) + bw > mrow["bw_kbps"]:
-            raise SppError("ENOBW", f"meta-interface {q['mi']} has {mrow['bw_kbps']} kb/s; "
-                                    f"its other queues use {self._queue_bw_on(fp, q['mi'], qid)}")
-        new = dict(q, threshold=threshold, bw_kbps=bw)
-        with self.change(sl["node"]):
-            before = self._queue_rates(fp)
-            self.store.x("UPDATE queues SET threshold = ?, bw_kbps = ? WHERE fastpath_id = ? "
-                         "AND qid = ?", threshold, bw, fp["id"], qid)
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            q = self._queue(sl, fp, qid)
+            mrow = self.meta_if(sl, fp, q["mi"])
+            if threshold > fp["n_buffers"]:
+                raise SppError("EQUOTA", f"threshold {threshold} over the fastpath's "
+                                         f"{fp['n_buffers']} buffers")
+            others = self._queue_bw_on(sl, fp, q["mi"], qid)
+            if others + bw > mrow["bw_kbps"]:
+                raise SppError("ENOBW", f"meta-interface {q['mi']} has {mrow['bw_kbps']} kb/s; "
+                                        f"its other queues use {others}")
+            new = dict(q, threshold=threshold, bw_kbps=bw)
+            before = self._queue_rates(sl, fp)
+            db.x("UPDATE queues SET threshold = ?, bw_kbps = ? WHERE fastpath_id = ? "
+                 "AND qid = ?", threshold, bw, fp["id"], qid)
             old_e, new_e = tr.queue_entries(fp, q), tr.queue_entries(fp, new)
             if old_e and new_e:
                 ups = [(MODIFY, e) for e in new_e]
             else:
                 ups = [(DELETE, e) for e in old_e] + [(INSERT, e) for e in new_e]
-            scd = self.npe_scd(fp)
-            scd.write(ups)
-            self._set_queue_meters(fp, before)
-        return self.get_queue_params(sl, fpid, qid)
+            ch.write(fp["npe"], ups + self._queue_meters(sl, fp, before))
+            return {"qid": qid, "mi": q["mi"], "threshold": threshold, "bw": bw}
+        return self.change(sl, change)
 
     def get_queue_params(self, sl, fpid, qid) -> dict:
-        q = self._queue(self.fastpath(sl, fpid), qid)
+        with self.db(sl).read():
+            q = self._queue(sl, self.fastpath(sl, fpid), qid)
         return {"qid": qid, "mi": q["mi"], "threshold": q["threshold"], "bw": q["bw_kbps"]}
 
     def get_queue_len(self, sl, fpid, qid) -> dict:
-        fp = self.fastpath(sl, fpid)
-        self._queue(fp, qid)
-        n = self.npe_scd(fp).register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0]
+        with self.db(sl).read():
+            fp = self.fastpath(sl, fpid)
+            self._queue(sl, fp, qid)
+        n = self.scds[fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0]
+        self.still_own(sl, fp)
         return {"qid": qid, "length": n}
 
     # ---- stats ----
-    def _stats_index(self, fp, index):
+    @staticmethod
+    def _stats_index(fp, index):
         if not 0 <= index < fp["n_stats"]:
-            raise SppError("ERANGE", f"stats index {index} outside 0..{fp['n_stats'] - 1}")
+            raise SppError("ERANGE", f"stats index {index} outside the fastpath's "
+                                     f"{fp['n_stats']} (0..{fp['n_stats'] - 1})")
         return fp["stats_base"] + index
 
     def read_stats(self, sl, fpid, index, flags) -> dict:
+        check_flags(flags)
         fp = self.fastpath(sl, fpid)
         g = self._stats_index(fp, index)
-        check_flags(flags)
-        scd = self.npe_scd(fp)
+        scd = self.scds[fp["npe"]]
         pre = scd.read_counter(pl.Npe.STATS_PRE, g)
         post = scd.read_counter(pl.Npe.STATS_POST, g)
+        self.still_own(sl, fp)
         return {"index": index, **stats_view(flags, pre, post)}
 
     def clear_stats(self, sl, fpid, index):
-        fp = self.fastpath(sl, fpid)
-        g = self._stats_index(fp, index)
-        scd = self.npe_scd(fp)
-        for counter in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST):
-            scd.write_counter(counter, g)
+        def change(sl, ch):
+            fp = self.fastpath(sl, fpid)
+            g = self._stats_index(fp, index)
+            ch.write(fp["npe"], [(MODIFY, CounterCell(c, g))
+                                 for c in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST)])
+        return self.change(sl, change)
 
     # ---- memory ----
-    def _mem_range(self, fp, offset, count):
+    @staticmethod
+    def _mem_range(fp, offset, count):
         if offset < 0 or count < 0 or offset + count > fp["sram_words"]:
             raise SppError("ERANGE", f"words {offset}..{offset + count - 1} outside the "
                                      f"fastpath's {fp['sram_words']} words of SRAM")
 
     def mem_write(self, sl, fpid, offset, values: list[int]):
-        fp = self.fastpath(sl, fpid)
-        self._mem_range(fp, offset, len(values))
-        with self.change(sl["node"]):
-            self.store.db.executemany(
-                "INSERT OR REPLACE INTO sram VALUES (?, ?, ?)",
-                [(fp["id"], offset + i, v) for i, v in enumerate(values)])
-            self.npe_scd(fp).register_write(
-                pl.Npe.SRAM, {fp["sram_base"] + offset + i: v for i, v in enumerate(values)})
+        def change(sl, ch):
+            db, fp = self.db(sl), self.fastpath(sl, fpid)
+            self._mem_range(fp, offset, len(values))
+            old = {fp["sram_base"] + offset + i: 0 for i in range(len(values))}
+            for r in db.q("SELECT offset, value FROM sram WHERE fastpath_id = ? AND offset "
+                          "BETWEEN ? AND ?", fp["id"], offset, offset + len(values) - 1):
+                old[fp["sram_base"] + r["offset"]] = r["value"]
+            db.db.executemany("INSERT OR REPLACE INTO sram VALUES (?, ?, ?)",
+                              [(fp["id"], offset + i, v) for i, v in enumerate(values)])
+            ch.register_write(fp["npe"], pl.Npe.SRAM, {fp["sram_base"] + offset + i: v
+                                                       for i, v in enumerate(values)}, old)
+        return self.change(sl, change)
 
     def mem_read(self, sl, fpid, offset, count) -> list[int]:
         fp = self.fastpath(sl, fpid)
         self._mem_range(fp, offset, count)
         if count == 0:
             return []
-        return self.npe_scd(fp).register_read(pl.Npe.SRAM, fp["sram_base"] + offset, count)
+        out = self.scds[fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset, count)
+        self.still_own(sl, fp)
+        return out

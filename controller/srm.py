@@ -11,9 +11,11 @@ a switch.
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from . import limits
 from . import pipeline as pl
 from .errors import SppError
 from .p4rt import P4Type, Pipeline
@@ -23,9 +25,45 @@ log = logging.getLogger(__name__)
 
 # UDP port ranges the SRM hands out.
 META_IF_PORTS = range(20000, 30000)     # meta-interface endpoints on interfaces
+ENDPOINT_PORTS = range(30000, 40000)    # endpoints (LC NAT) chosen by the SRM
 NPE_RETURN_PORTS = range(40000, 50000)  # where slices send packets back to their fastpath
 SLICE_PORTS = range(50000, 60000)       # local-delivery/exception ports on slice hosts
 USER_PORTS = range(1024, 65536)         # ports a slice may ask for by number
+
+
+@dataclass(frozen=True)
+class SliceQuota:
+    """What one slice may hold on its node (limits.py has the defaults)."""
+
+    fastpaths: int = limits.SLICE_FASTPATHS
+    meta_ifs: int = limits.SLICE_META_IFS
+    endpoints: int = limits.SLICE_ENDPOINTS
+    periodic: int = limits.SLICE_PERIODIC
+
+    @classmethod
+    def of(cls, slice_: dict) -> SliceQuota:
+        return cls(**json.loads(slice_.get("quota") or "{}"))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class LcCapacity:
+    """What one line card can hold, from lc.p4's P4Info."""
+
+    meta_ifs: int
+    endpoints: int
+    routes: int
+    slice_ports: int
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> LcCapacity:
+        return cls(meta_ifs=pipeline.size(P4Type.table, pl.Lc.META_IF),
+                   endpoints=min(pipeline.size(P4Type.table, pl.Lc.ENDPOINT_IN),
+                                 pipeline.size(P4Type.table, pl.Lc.ENDPOINT_OUT)),
+                   routes=pipeline.size(P4Type.table, pl.Lc.ROUTE),
+                   slice_ports=pipeline.size(P4Type.table, pl.Lc.SLICE_PORT))
 
 
 @dataclass(frozen=True)
@@ -35,6 +73,7 @@ class NpeCapacity:
 
     fastpaths: int
     filters: int
+    tunnels: int
     stats: int
     queues: int
     sram_words: int
@@ -47,6 +86,7 @@ class NpeCapacity:
     def of(cls, pipeline: Pipeline, npe: Npe) -> NpeCapacity:
         return cls(fastpaths=pipeline.size(P4Type.table, pl.Npe.FASTPATH),
                    filters=pipeline.size(P4Type.table, pl.Npe.FILTER),
+                   tunnels=pipeline.size(P4Type.table, pl.Npe.TUNNEL),
                    stats=pipeline.size(P4Type.counter, pl.Npe.STATS_PRE),
                    queues=pipeline.size(P4Type.meter, pl.Npe.QUEUE_RATE),
                    sram_words=pipeline.register_size(pl.Npe.SRAM),
@@ -73,11 +113,17 @@ def lowest_free(used: set[int], candidates: range) -> int | None:
 
 
 class Srm:
-    def __init__(self, store, testbed: Testbed, npe_pipeline: Pipeline):
-        self.store = store
+    """Admission for every shared resource. Called from inside a node's
+    executor (controller/executor.py), so what it counts is what the change
+    will be added to: nothing can slip in between the check and the insert."""
+
+    def __init__(self, stores: dict, testbed: Testbed, npe_pipeline: Pipeline,
+                 lc_pipeline: Pipeline):
+        self.stores = stores                    # node name -> Store
         self.testbed = testbed
         self.capacity = {npe.name: NpeCapacity.of(npe_pipeline, npe)
                          for node in testbed.nodes for npe in node.npes}
+        self.lc_capacity = LcCapacity.of(lc_pipeline)
         for npe in (n for node in testbed.nodes for n in node.npes):
             if npe.pps > 0:
                 log.info("%s: %d packets/s for %d kb/s of fastpaths; the LC polices each "
@@ -88,9 +134,44 @@ class Srm:
                             "NOT police fastpaths' packet rates, a flood can use up this "
                             "NPE's packets", npe.name)
 
+    # ---- per-slice quotas and table room ----
+    def check_quota(self, slice_: dict, what: str, more: int = 1):
+        """Refuse (EQUOTA) what would take the slice over its quota of ``what``."""
+        quota = getattr(SliceQuota.of(slice_), what)
+        table, col = {"fastpaths": ("fastpaths", "slice_id"),
+                      "endpoints": ("endpoints", "slice_id"),
+                      "periodic": ("periodic", "slice_id")}.get(what, (None, None))
+        st = self.stores[slice_["node"]]
+        if what == "meta_ifs":
+            have = st.scalar("SELECT COUNT(*) FROM meta_ifs m JOIN fastpaths f ON "
+                             "f.id = m.fastpath_id WHERE f.slice_id = ?", slice_["id"])
+        else:
+            have = st.scalar(f"SELECT COUNT(*) FROM {table} WHERE {col} = ?", slice_["id"])
+        if have + more > quota:
+            raise SppError("EQUOTA", f"slice {slice_['name']} has {have} of its {quota} "
+                                     f"{what.replace('_', '-')} on {slice_['node']}")
+
+    def check_meta_if_room(self, node: Node, npe: str):
+        """Room for one more meta-interface in the NPE's tunnel and encap
+        tables and in the LC's demux table (ENORES before any is full)."""
+        st = self.stores[node.name]
+        cap = self.capacity[npe]
+        on_npe = st.scalar("SELECT COUNT(*) FROM meta_ifs m JOIN fastpaths f ON "
+                           "f.id = m.fastpath_id WHERE f.npe = ?", npe)
+        fps = st.scalar("SELECT COUNT(*) FROM fastpaths WHERE npe = ?", npe)
+        if on_npe + 1 > cap.meta_ifs or on_npe + fps + 1 > cap.tunnels:
+            raise SppError("ENORES", f"{npe} has no meta-interface left")
+        if st.scalar("SELECT COUNT(*) FROM meta_ifs") + 1 > self.lc_capacity.meta_ifs:
+            raise SppError("ENORES", f"the line card of {node.name} has no meta-interface left")
+
+    def check_endpoint_room(self, node: Node):
+        st = self.stores[node.name]
+        if st.scalar("SELECT COUNT(*) FROM endpoints") + 1 > self.lc_capacity.endpoints:
+            raise SppError("ENORES", f"the line card of {node.name} has no endpoint left")
+
     # ---- interfaces and bandwidth ----
     def reserved_on(self, node: str, ifn: int) -> int:
-        return self.store.scalar(
+        return self.stores[node].scalar(
             "SELECT COALESCE(SUM(r.bw_kbps), 0) FROM reservations r "
             "JOIN fastpaths f ON f.id = r.fastpath_id WHERE f.node = ? AND r.ifn = ?", node, ifn)
 
@@ -111,13 +192,16 @@ class Srm:
         reasons = []
         for npe in node.npes:
             cap = self.capacity[npe.name]
-            fps = self.store.q("SELECT * FROM fastpaths WHERE node = ? AND npe = ?",
-                               node.name, npe.name)
+            fps = self.stores[node.name].q("SELECT * FROM fastpaths WHERE npe = ?", npe.name)
             used = {k: sum(f[k] for f in fps) for k in
                     ("n_filters", "n_buffers", "dram_bytes", "bw_kbps")}
             short = []
             if len(fps) >= cap.fastpaths:
                 short.append("fastpaths")
+            if len(fps) + self.stores[node.name].scalar(
+                    "SELECT COUNT(*) FROM meta_ifs m JOIN fastpaths f ON f.id = m.fastpath_id "
+                    "WHERE f.npe = ?", npe.name) + 1 > cap.tunnels:
+                short.append("tunnels")
             for key, capname in (("n_filters", "filters"), ("n_buffers", "buffers"),
                                  ("dram_bytes", "dram_bytes"), ("bw_kbps", "bandwidth_kbps")):
                 if used[key] + req[key] > getattr(cap, capname):
@@ -143,9 +227,10 @@ class Srm:
 
     # ---- UDP ports ----
     def used_udp_ports(self, node: str, addr: str) -> set[int]:
-        used = {r["port"] for r in self.store.q(
+        st = self.stores[node]
+        used = {r["port"] for r in st.q(
             "SELECT port FROM meta_ifs WHERE node = ? AND addr = ?", node, addr)}
-        used |= {r["port"] for r in self.store.q(
+        used |= {r["port"] for r in st.q(
             "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = 17", node, addr)}
         return used
 
@@ -154,7 +239,7 @@ class Srm:
         if proto == 17:
             used = self.used_udp_ports(node, addr)
         else:
-            used = {r["port"] for r in self.store.q(
+            used = {r["port"] for r in self.stores[node].q(
                 "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = ?",
                 node, addr, proto)}
         if port == 0:
@@ -169,13 +254,13 @@ class Srm:
             raise SppError("EEXIST", f"port {port} on {addr} is already in use")
         return port
 
-    def slice_ports(self, slice_id: int, count: int) -> list[int]:
+    def slice_ports(self, slice_: dict, count: int) -> list[int]:
         """Ports on the slice host for local-delivery and exception traffic."""
+        st, slice_id = self.stores[slice_["node"]], slice_["id"]
         used = set()
-        for f in self.store.q("SELECT ld_port, exc_port FROM fastpaths WHERE slice_id = ?",
-                              slice_id):
+        for f in st.q("SELECT ld_port, exc_port FROM fastpaths WHERE slice_id = ?", slice_id):
             used |= {f["ld_port"], f["exc_port"]}
-        used |= {r["slice_port"] for r in self.store.q(
+        used |= {r["slice_port"] for r in st.q(
             "SELECT slice_port FROM endpoints WHERE slice_id = ?", slice_id)}
         out = []
         for p in SLICE_PORTS:

@@ -1,39 +1,43 @@
 """Controller state in SQLite: the one durable copy of every slice's resources.
 
 The database is the only state the controller keeps (no cache to fall out
-of step): each API call runs in one transaction, which is committed only
-after the switches accepted the change, and rolled back otherwise. Foreign
+of step): each API call runs in one transaction (or a savepoint of a group
+commit), which is committed only after the switches accepted the change,
+and rolled back otherwise. Foreign
 keys with ON DELETE CASCADE make freeing a fastpath or a slice release
 everything it held; UNIQUE constraints guard IDs and UDP ports twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS slices (
-    id        INTEGER PRIMARY KEY,
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: a stale ID finds nothing
     name      TEXT NOT NULL,
     node      TEXT NOT NULL,
-    secret    TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL UNIQUE,      -- store.secret_hash(secret), never the secret
     mgmt_addr TEXT NOT NULL,
     data_addr TEXT NOT NULL,
     lc_port   INTEGER NOT NULL,
     mac       TEXT NOT NULL,
+    quota     TEXT NOT NULL DEFAULT '{}',         -- per-slice limits (srm.SliceQuota)
     UNIQUE (name, node),
     UNIQUE (node, data_addr),
     UNIQUE (node, lc_port)
 );
 CREATE TABLE IF NOT EXISTS fastpaths (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused (gid is, per NPE)
     slice_id   INTEGER NOT NULL REFERENCES slices(id) ON DELETE CASCADE,
     local_id   INTEGER NOT NULL,
     node       TEXT NOT NULL,
@@ -125,47 +129,108 @@ CREATE TABLE IF NOT EXISTS sram (
 
 
 class Store:
-    """A SQLite database with the controller's schema.
+    """One node's SQLite database (the SPP keeps one control processor, and one
+    state, per node: a node whose switch stalls never holds another's locks).
 
-    ``with store.tx():`` groups statements into one transaction (nested
-    calls join the outer one); ``store.q`` / ``store.one`` read rows as dicts.
+    Every thread gets its own connection. Writes happen only in the node's
+    executor thread (controller/executor.py), inside ``tx()``; any other thread
+    reads committed state only, and ``read()`` groups its reads into one
+    snapshot. ``q`` / ``one`` / ``scalar`` read rows as dicts and values.
+
+    Durability: WAL with ``synchronous = FULL``: a transaction is on disk when
+    COMMIT returns, so an acknowledged call survives a crash of the controller
+    and of the machine (NORMAL would lose the last commits on power loss).
     """
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        self._lock = threading.RLock()
-        self._depth = 0
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Created with its final mode (SQLite gives its WAL files the same):
+        # the database holds no secret, but it is nobody else's business.
+        # Only here, before any connection: closing another descriptor of
+        # the file would drop SQLite's POSIX locks on it.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        db = self.db
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(SCHEMA)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        have = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+        if have != str(SCHEMA_VERSION):
+            raise RuntimeError(f"{self.path}: database schema {have}, this controller needs "
+                               f"{SCHEMA_VERSION}: remove the file (or the run directory)")
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
 
     def close(self):
-        self.db.close()
+        with self._conns_lock:
+            for conn in self._conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
 
     @contextmanager
     def tx(self):
-        """One transaction; rolled back if the block raises."""
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self.db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield self
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self.db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self.db.execute("COMMIT")
+        """One write transaction; rolled back if the block raises. Nested
+        calls join the outer one."""
+        db = self.db
+        if db.in_transaction:
+            yield self
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self):
+        """A nested unit inside ``tx()``: rolled back alone if the block raises."""
+        db = self.db
+        db.execute("SAVEPOINT unit")
+        try:
+            yield self
+        except BaseException:
+            db.execute("ROLLBACK TO unit")
+            db.execute("RELEASE unit")
+            raise
+        db.execute("RELEASE unit")
+
+    @contextmanager
+    def read(self):
+        """Several reads from one committed snapshot."""
+        db = self.db
+        if db.in_transaction:
+            yield self
+            return
+        db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            db.execute("COMMIT")
 
     def x(self, sql: str, *args) -> sqlite3.Cursor:
         return self.db.execute(sql, args)
@@ -180,6 +245,13 @@ class Store:
     def scalar(self, sql: str, *args):
         r = self.db.execute(sql, args).fetchone()
         return r[0] if r else None
+
+
+def secret_hash(secret: str) -> str:
+    """What the database keeps of a slice secret. Secrets are 128 random bits,
+    so the hash can be neither inverted nor guessed, and it is useless as a
+    credential: a stolen database lets nobody act as a slice."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def dumps(obj) -> str:

@@ -25,12 +25,15 @@ class ThriftError(Exception):
 class ThriftClient:
     """Register and queue access to one simple_switch over Thrift."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9090, timeout_ms: int = 5000):
+    #: requests in flight on the connection when writing many cells
+    WINDOW = 256
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9090, timeout_ms: int = 3000):
         self.where = f"{host}:{port}"
         sock = TSocket.TSocket(host, port)
         sock.setTimeout(timeout_ms)
         self._transport = TTransport.TBufferedTransport(sock)
-        proto = TBinaryProtocol.TBinaryProtocol(self._transport)
+        proto = TBinaryProtocol.TBinaryProtocolAccelerated(self._transport)
         self._std = Standard.Client(TMultiplexedProtocol.TMultiplexedProtocol(proto, "standard"))
         self._ss = SimpleSwitch.Client(
             TMultiplexedProtocol.TMultiplexedProtocol(proto, "simple_switch"))
@@ -51,6 +54,9 @@ class ThriftClient:
                 raise ThriftError(f"{self.where}: register operation refused "
                                   f"(code {e.code})") from None
             except (TException, OSError) as e:
+                # A timed-out call leaves its answer on the wire: this
+                # connection is out of step for good; the SCD reconnects.
+                self._transport.close()
                 raise ThriftError(f"{self.where}: {e}") from None
 
     def register_read(self, name: str, index: int) -> int:
@@ -62,6 +68,20 @@ class ThriftClient:
 
     def register_write(self, name: str, index: int, value: int):
         self._call(self._std.bm_register_write, 0, name, index, value)
+
+    def register_write_many(self, name: str, cells: dict[int, int]):
+        """Write many cells, pipelined: up to WINDOW requests in flight on the
+        connection, so 4,096 words cost a few round trips, not 4,096."""
+        items = list(cells.items())
+
+        def run():
+            for at in range(0, len(items), self.WINDOW):
+                chunk = items[at:at + self.WINDOW]
+                for index, value in chunk:
+                    self._std.send_bm_register_write(0, name, index, value)
+                for _ in chunk:
+                    self._std.recv_bm_register_write()
+        self._call(run)
 
     def register_fill(self, name: str, start: int, count: int, value: int = 0):
         """Write ``value`` into cells [start, start + count)."""

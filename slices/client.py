@@ -226,6 +226,27 @@ class Slice:
     def mem_read(self, fpid, offset, count):
         return self.call("mem_read", fpid=fpid, offset=offset, count=count)
 
+    # ---- extension: many calls in one request ----
+    MAX_BATCH = 1000
+
+    def batch(self, calls):
+        """Several calls in order, in as few requests as it takes: ``calls`` is
+        an iterable of ``(function, {args})``. Returns one item per call: its
+        result, or the ``SppError`` it failed with (not raised: the other
+        calls are unaffected). Much faster than one call at a time:
+
+        >>> out = s.batch(("write_fltr", {"fpid": f, "fid": i, ...}) for i in range(5000))
+        >>> failed = [r for r in out if isinstance(r, SppError)]
+        """
+        calls = [{"fn": fn, "args": args} for fn, args in calls]
+        out = []
+        for at in range(0, len(calls), self.MAX_BATCH):
+            for r in self.call("batch", calls=calls[at:at + self.MAX_BATCH]):
+                out.append(r["result"] if r.get("code") == 0 else
+                           SppError(r.get("code", 3), r.get("error", "EINVAL"),
+                                    r.get("message", "")))
+        return out
+
 
 SPP_FUNCTIONS = tuple(name for name in vars(Slice) if not name.startswith("_")
-                      and name not in ("call", "close"))
+                      and name not in ("call", "close", "batch", "MAX_BATCH"))

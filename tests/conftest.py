@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(ROOT))           # bench.controlplane.ControllerProcess
 
 HAVE_BMV2 = shutil.which("simple_switch_grpc") is not None
 IS_ROOT = os.geteuid() == 0
@@ -24,6 +25,24 @@ needs_bmv2 = pytest.mark.skipif(
             if not HAVE_BMV2 else "needs root (network namespaces, veths)"))
 
 SLICE_A_MGMT, SLICE_B_MGMT = "127.0.0.2", "127.0.0.3"
+SLICE_C_MGMT, SLICE_D_MGMT = "127.0.0.4", "127.0.0.5"
+
+
+def slice_specs(live_node) -> list[dict]:
+    """Slices a..d of the live node, as the admin API creates them. Slices c
+    and d have no host port on the LC (its ports 5 and 6 do not exist): they
+    are for control-plane tests, where no packet goes to a slice host."""
+    from mininet_topo.livenode import SLICE_A, SLICE_B
+    return [
+        {"name": "a", "mgmt_addr": SLICE_A_MGMT, "data_addr": SLICE_A, "lc_port": 2,
+         "mac": live_node.slice_macs["A"]},
+        {"name": "b", "mgmt_addr": SLICE_B_MGMT, "data_addr": SLICE_B, "lc_port": 3,
+         "mac": live_node.slice_macs["B"]},
+        {"name": "c", "mgmt_addr": SLICE_C_MGMT, "data_addr": "10.0.2.12", "lc_port": 5,
+         "mac": "02:00:00:00:02:0c"},
+        {"name": "d", "mgmt_addr": SLICE_D_MGMT, "data_addr": "10.0.2.13", "lc_port": 6,
+         "mac": "02:00:00:00:02:0d"},
+    ]
 
 
 def free_port() -> int:
@@ -64,10 +83,10 @@ class Rest:
         import httpx
         return httpx.request(method, self.url + path, headers={"X-SPP-Admin": self.token}, **kw)
 
-    def create_slice(self, name, mgmt, data_addr, lc_port, mac, node="node1"):
+    def create_slice(self, name, mgmt, data_addr, lc_port, mac, node="node1", quota=None):
         rep = self.admin("POST", "/admin/slices", json={
             "name": name, "node": node, "mgmt_addr": mgmt, "data_addr": data_addr,
-            "lc_port": lc_port, "mac": mac})
+            "lc_port": lc_port, "mac": mac, **({"quota": quota} if quota else {})})
         assert rep.status_code == 200, rep.text
         return rep.json()["result"]["secret"]
 

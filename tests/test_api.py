@@ -53,7 +53,8 @@ def spp_error(rep, name):
 def test_openapi_lists_every_slice_function(client):
     c, _ = client
     paths = c.get("/openapi.json").json()["paths"]
-    assert {p.removeprefix("/api/") for p in paths if p.startswith("/api/")} == set(SLICE_API)
+    assert ({p.removeprefix("/api/") for p in paths if p.startswith("/api/")}
+            == set(SLICE_API) | {"batch"})
     assert len(SLICE_API) == 32
     assert c.get("/docs").status_code == 200
 
@@ -263,7 +264,7 @@ def test_a_crash_is_einternal_with_its_traceback_logged(client, monkeypatch, cap
     assert "a bug" not in body["message"]
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
     # A crash outside a handler (here: authentication) is an SPP error too.
-    monkeypatch.setattr(ctl.rmp, "authenticate", broken)
+    monkeypatch.setattr(ctl.admin, "authenticate", broken)
     with TestClient(c.app, raise_server_exceptions=False) as c2:
         spp_error(c2.post("/api/get_interfaces", json={}), "EINTERNAL")
 
@@ -335,3 +336,20 @@ def test_library_errors_of_its_own(server):
         with pytest.raises(SppError) as e:
             a.alloc_endpoint(ifn=1)                       # needs the (absent) LC
     assert e.value.name == "ESWITCH"
+
+
+def test_batch_answers_each_call_in_order(client):
+    c, _ = client
+    body = {"calls": [{"fn": "get_interfaces"}, {"fn": "get_ifn", "args": {"addr": "192.168.1.9"}},
+                      {"fn": "get_ifattrs", "args": {"ifn": 1.0}},
+                      {"fn": "free_fastpath", "args": {"fpid": 7}},
+                      {"fn": "get_ifpeer", "args": {"ifn": 1}}]}
+    rep = c.post("/api/batch", json=body)
+    assert rep.status_code == 200, rep.text
+    out = rep.json()["result"]
+    assert out[0] == c.post("/api/get_interfaces", json={}).json()
+    assert [o.get("error") for o in out[1:]] == ["ENOENT", "EINVAL", "ENOENT", "EINVAL"]
+    for bad in ({"calls": []}, {"calls": [{"fn": "nope"}]},
+                {"calls": [{"fn": "get_interfaces"}] * 1001}):
+        rep = c.post("/api/batch", json=bad)
+        assert rep.status_code == 400 and rep.json()["error"] == "EINVAL"

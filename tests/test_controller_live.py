@@ -18,7 +18,7 @@ from scapy.packet import Raw
 from controller import pipeline as pl
 from controller.core import Controller
 from controller.p4rt import Entry
-from controller.scd import node_intent, slice_entries
+from controller.translate import node_intent, slice_entries
 from mininet_topo.livenode import END_HOST, IF1, LC_IF1_MAC, NPE_ADDR, SLICE_A
 from slices.client import Slice, SppError
 
@@ -345,7 +345,7 @@ def test_restart_loses_nothing(controller, slices, live_node, tmp_path):
     controller.stop()
     ctl.stop()
 
-    ctl2 = Controller(live_node.testbed, ctl.store.path)
+    ctl2 = Controller(live_node.testbed, ctl.db_path)
     try:
         ctl2.start(monitor=False)
         assert db_dump(ctl2) == state
@@ -373,13 +373,17 @@ def test_switch_restart_is_repaired(controller, slices, live_node):
     qbase = ctl.store.one("SELECT queue_base FROM fastpaths")["queue_base"]
     live_node.stop_switch("npe")
     live_node.start_switch("npe")
-    ctl.up["npe"] = False
+    assert not ctl.scds["npe"].alive()        # what the monitor sees: not our pipeline
     ctl._stop.clear()
     import threading
     t = threading.Thread(target=ctl._watch, daemon=True)
     t.start()
+    old = ctl.scds["npe"].conn
     try:
-        assert ctl.wait_switches_up(30)
+        deadline = time.monotonic() + 30        # the monitor notices, reconnects, repairs
+        while not (ctl.scds["npe"].conn is not old and ctl.up["npe"]):
+            assert time.monotonic() < deadline, "the monitor did not bring the NPE back"
+            time.sleep(0.05)
     finally:
         ctl._stop.set()
         t.join()
@@ -403,7 +407,7 @@ def test_periodic_pull_and_push(controller, slices):
                                  port=sock.getsockname()[1], callback="cb1")["pid"]
         t0 = time.monotonic()
         while time.monotonic() - t0 < 1.0:
-            ctl.periodic.tick(time.monotonic())
+            ctl.periodic.tick("node1", time.monotonic())
             time.sleep(0.05)
         vec = a.get_periodic(pull)["vector"]
         assert len(vec) == 3                              # a ring: only the newest 3
@@ -489,7 +493,7 @@ def test_deleting_a_slice_releases_everything(controller, slices):
     assert controller.admin("DELETE", "/admin/slices/node1/a").status_code == 200
     assert switch_entries(ctl, "npe") == before_npe
     assert switch_entries(ctl, "lc") == before_lc - a_lc
-    assert not any(r["name"] == "a" for r in ctl.rmp.list_slices())
+    assert not any(r["name"] == "a" for r in ctl.admin.list_slices())
     assert ctl.store.q("SELECT * FROM fastpaths f JOIN slices s ON s.id = f.slice_id "
                        "WHERE s.name = 'a'") == []
     with pytest.raises(SppError) as e:

@@ -106,13 +106,14 @@ def test_docs_list_every_function_and_error():
 def test_store_cascades_and_constraints(tmp_path):
     st = Store(tmp_path / "x.db")
     with st.tx():
-        st.x("INSERT INTO slices VALUES (1, 'a', 'n', 's1', '1.1.1.1', '10.0.0.1', 2, 'm')")
+        st.x("INSERT INTO slices VALUES (1, 'a', 'n', 's1', '1.1.1.1', '10.0.0.1', 2, 'm', '{}')")
         st.x("INSERT INTO fastpaths VALUES (1, 1, 1, 'n', 'npe', 1, 'ipv4', 1, 1, 1, 1, 1, 0, 0,"
              " 0, 0, 0, 40000, 50000, 50001)")
         st.x("INSERT INTO filters VALUES (1, 3, '{}')")
     with pytest.raises(sqlite3.IntegrityError):
         with st.tx():
-            st.x("INSERT INTO slices VALUES (2, 'a', 'n', 's2', '1.1.1.2', '10.0.0.2', 3, 'm')")
+            st.x("INSERT INTO slices VALUES (2, 'a', 'n', 's2', '1.1.1.2', '10.0.0.2', 3, 'm', "
+                 "'{}')")
     with pytest.raises(RuntimeError):
         with st.tx():
             st.x("DELETE FROM filters")

@@ -1,0 +1,266 @@
+"""Per-node serialisation with group commit: how every change reaches a node.
+
+Each SPP node has one executor thread, its only writer. A change is a
+function ``fn(change)`` that reads and validates the node's database, writes
+its rows, and lists what the switches must do (``change.write``,
+``change.register_write``); it runs in the executor, so its lookups and its
+writes see one consistent state and no two changes interleave. Changes that
+arrive while the executor is busy are grouped:
+
+* each runs in a SAVEPOINT of one SQLite transaction (a refused change rolls
+  back alone and later changes of the group see what earlier ones did);
+* then the switch updates of the whole group go out in one batched
+  P4Runtime write per switch (split only where two updates target the same
+  entry), and register writes over pipelined Thrift;
+* the transaction commits (synchronously: durable when the callers hear
+  "OK") only after every switch took its part.
+
+If a switch refuses or does not answer, the transaction rolls back, the
+node's switches are reconciled to the (unchanged) database, and the group's
+changes are retried one by one so that each caller gets its own answer: the
+ones that needed nothing refused succeed, the others get ESWITCH and changed
+nothing. Nodes never wait for each other: each has its own thread and its
+own database.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from .errors import SppError
+
+log = logging.getLogger(__name__)
+
+#: changes grouped into one transaction and one write per switch, at most
+MAX_GROUP = 512
+#: seconds a switch may take to write before it is probed, and the probe's deadline
+PATIENCE = 0.2
+PROBE = 0.5
+
+# Switch writes run here, so that the executor can stop waiting for a stalled one.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="switch-write")
+
+
+@dataclass
+class Change:
+    """What one call asks of the node's switches, collected while it runs."""
+
+    updates: dict[str, list] = field(default_factory=dict)          # switch -> [(op, item)]
+    registers: list[tuple[str, str, dict, dict]] = field(default_factory=list)
+    fills: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+    def write(self, switch: str, updates):
+        if updates:
+            self.updates.setdefault(switch, []).extend(updates)
+
+    def register_write(self, switch: str, register: str, cells: dict[int, int],
+                       old: dict[int, int]):
+        """Write ``cells``; ``old`` is what they held (restored if the group fails)."""
+        self.registers.append((switch, register, cells, old))
+
+    def register_fill(self, switch: str, register: str, start: int, count: int):
+        """Zero ``count`` cells from ``start`` (a fresh partition)."""
+        self.fills.append((switch, register, start, count))
+
+    @property
+    def switches(self) -> set[str]:
+        return (set(self.updates) | {r[0] for r in self.registers}
+                | {f[0] for f in self.fills})
+
+
+@dataclass
+class _Job:
+    fn: Callable
+    future: Future
+    exclusive: bool = False
+
+
+class NodeExecutor:
+    """The single writer of one node: its database and its switches."""
+
+    def __init__(self, name: str, store, scds: dict, repair: Callable[[set[str]], None]):
+        self.name = name
+        self.store = store
+        self.scds = scds                 # switch name -> Scd, this node's switches
+        self.repair = repair             # reconcile these switches to the database
+        self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=f"node-{name}", daemon=True)
+        self._thread.start()
+
+    # ---- callers ----
+    def run(self, fn: Callable[[Change], object]):
+        """Run a change in the node's transaction; its result, or its SppError."""
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[Change], object]) -> Future:
+        """Queue a change; the Future gets its result or its SppError.
+        Changes submitted together are grouped (batch calls use this)."""
+        return self._submit(_Job(fn, Future()))
+
+    def exclusive(self, fn: Callable[[], object]):
+        """Run ``fn()`` alone in the node's thread, outside any group (switch
+        repair: nothing else writes meanwhile)."""
+        return self._submit(_Job(fn, Future(), exclusive=True)).result()
+
+    def _submit(self, job: _Job) -> Future:
+        if not self._thread.is_alive():
+            raise SppError("EINTERNAL", f"node {self.name}: the controller is stopping")
+        self._q.put(job)
+        return job.future
+
+    def stop(self):
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+    # ---- the thread ----
+    def _loop(self):
+        pending: _Job | None = None
+        while True:
+            job = pending or self._q.get()
+            pending = None
+            if job is None:
+                return
+            if job.exclusive:
+                self._run_exclusive(job)
+                continue
+            group = [job]
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None or nxt.exclusive:
+                    pending = nxt
+                    break
+                group.append(nxt)
+            try:
+                self._run_group(group)
+            except BaseException as e:  # noqa: BLE001 - the thread must live on
+                log.exception("node %s: group of %d failed", self.name, len(group))
+                for j in group:
+                    if not j.future.done():
+                        j.future.set_exception(_internal(e))
+
+    def _run_exclusive(self, job: _Job):
+        try:
+            job.future.set_result(job.fn())
+        except SppError as e:
+            job.future.set_exception(e)
+        except BaseException as e:  # noqa: BLE001 - a bug: answered, logged
+            log.error("node %s: %s", self.name, traceback.format_exc())
+            job.future.set_exception(_internal(e))
+
+    def _run_group(self, group: list[_Job]):
+        done: list[tuple[_Job, object, Change]] = []
+        failed: list[tuple[_Job, BaseException]] = []
+        try:
+            with self.store.tx():
+                for job in group:
+                    change = Change()
+                    try:
+                        with self.store.savepoint():
+                            result = job.fn(change)
+                    except SppError as e:
+                        failed.append((job, e))
+                        continue
+                    except Exception as e:  # noqa: BLE001 - a bug: answered, logged
+                        log.error("node %s: change failed:\n%s", self.name,
+                                  traceback.format_exc())
+                        failed.append((job, _internal(e)))
+                        continue
+                    done.append((job, result, change))
+                try:
+                    self._apply([c for _, _, c in done])
+                except SppError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a bug: roll back, repair, answer
+                    log.error("node %s: applying a group failed:\n%s", self.name,
+                              traceback.format_exc())
+                    raise _internal(e) from None
+        except SppError as e:
+            # Rolled back. The switches may hold part of the group: put them
+            # back to the database, then give every change its own answer.
+            touched = set().union(*(c.switches for _, _, c in done)) if done else set()
+            self._undo_registers([c for _, _, c in done])
+            self.repair(touched)
+            for job, err in failed:
+                job.future.set_exception(err)
+            if len(done) == 1:
+                done[0][0].future.set_exception(e)
+            else:
+                for job, _, _ in done:
+                    self._run_group([job])
+            return
+        for job, err in failed:
+            job.future.set_exception(err)
+        for job, result, _ in done:
+            job.future.set_result(result)
+
+    def _apply(self, changes: list[Change]):
+        """Every switch's part of the group, the switches in parallel: per
+        switch, partitions zeroed, then one batched write, then registers."""
+        work: dict[str, dict] = {}
+        for c in changes:
+            for sw, ups in c.updates.items():
+                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["ups"].extend(ups)
+            for sw, reg, start, count in c.fills:
+                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["fills"].append(
+                    (reg, start, count))
+            for sw, reg, cells, _ in c.registers:
+                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["regs"].append(
+                    (reg, cells))
+
+        def run(scd, w):
+            for reg, start, count in w["fills"]:
+                scd.register_fill(reg, start, count)
+            scd.write(w["ups"])
+            for reg, cells in w["regs"]:
+                scd.register_write(reg, cells)
+        futures = {sw: _POOL.submit(run, self.scds[sw], w) for sw, w in work.items()}
+        error = None
+        for sw, fut in futures.items():
+            try:
+                self._await(self.scds[sw], fut)
+            except SppError as e:
+                error = error or e
+        if error:
+            raise error
+
+    def _await(self, scd, fut: Future):
+        """A switch's part of a group. A switch that takes longer than
+        PATIENCE is probed: if it does not answer the probe either, it is
+        stalled: marked down at once, and the group fails now (its write is
+        left to time out), so the node's other switches wait a fraction of
+        a second for it, not the whole deadline."""
+        until = time.monotonic() + scd.deadline + PATIENCE
+        while True:
+            try:
+                return fut.result(timeout=PATIENCE)
+            except FutureTimeout:
+                pass
+            if not scd.alive(deadline=PROBE) or time.monotonic() > until:
+                scd.mark_down("no answer while writing")
+                raise SppError("ESWITCH", f"{scd.name} did not answer (stalled or dead); "
+                                          f"nothing was changed")
+
+    def _undo_registers(self, changes: list[Change]):
+        for c in reversed(changes):
+            for sw, reg, _, old in reversed(c.registers):
+                try:
+                    self.scds[sw].register_write(reg, old)
+                except SppError as e:
+                    log.warning("node %s: could not restore %s on %s: %s", self.name, reg,
+                                sw, e.message)
+
+
+def _internal(e: BaseException) -> SppError:
+    return SppError("EINTERNAL", f"the controller failed ({type(e).__name__}); "
+                                 f"nothing was changed")
