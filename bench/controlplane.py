@@ -20,6 +20,7 @@ side, on the same BMv2 NPE:
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import socket
 import statistics
@@ -58,6 +59,38 @@ def pct(values: list[float]) -> dict:
     q = statistics.quantiles(values, n=100)
     return {"p50_ms": statistics.median(values), "p90_ms": q[89], "p99_ms": q[98],
             "n": len(values)}
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Where the time goes: CPU the controller, the NPE and the clients spend
+    per filter during a stage, against the wall time per filter (2 cores)."""
+
+    def __init__(self, ctl: ControllerProcess, node: LiveNode):
+        self.pids = {"controller": ctl.proc.pid, "npe": node.procs["npe"].pid}
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+        self.before = {k: cpu_s(p) for k, p in self.pids.items()}
+        self.me = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t
+        self.used = {k: cpu_s(p) - self.before[k] for k, p in self.pids.items()}
+        self.used["bench process"] = time.process_time() - self.me
+
+    def per(self, n: int, client_cpu_s: float = 0.0) -> dict:
+        out = {k: v * 1000 / n for k, v in self.used.items()}
+        if client_cpu_s:
+            out["client processes"] = client_cpu_s * 1000 / n
+        out["wall"] = self.wall * 1000 / n
+        return out
 
 
 def timed(fn, *a, **kw) -> float:
@@ -205,7 +238,7 @@ def _client(job: dict) -> dict:
         lat.append((time.perf_counter() - t) * 1000)
 
     time.sleep(max(0.0, job["start"] - time.time()))
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     if job["op"] == "write":
         for fid in fids:
             call(s.write_fltr, fpid, fid, key=filter_key(fid), mask=FULL, result=DROP)
@@ -218,9 +251,9 @@ def _client(job: dict) -> dict:
             i += 1
     elif job["op"] == "bulk":
         n, errors = bulk_load(s, job, fpid, fids)
-    t1 = time.time()
+    t1, cpu = time.time(), time.process_time() - cpu0
     s.close()
-    return {"t0": t0, "t1": t1, "n": n, "lat": lat, "errors": errors}
+    return {"t0": t0, "t1": t1, "n": n, "lat": lat, "errors": errors, "cpu": cpu}
 
 
 def bulk_load(s: Slice, job: dict, fpid: int, fids: list[int]) -> tuple[int, dict]:
@@ -271,7 +304,7 @@ def run_clients(pool: ProcessPoolExecutor, jobs: list[dict], lead: float = 0.5) 
             errors[k] = errors.get(k, 0) + v
     wall = max(o["t1"] for o in outs) - start
     return {"n": n, "seconds": wall, "rate": n / wall, "errors": errors,
-            "lat": [x for o in outs for x in o["lat"]]}
+            "lat": [x for o in outs for x in o["lat"]], "cpu": sum(o["cpu"] for o in outs)}
 
 
 # ---- the benchmark ------------------------------------------------------------
@@ -314,16 +347,20 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
             fp = fastpath("a", n_filters)
             lat_fltr = []
             t = time.perf_counter()
-            for fid in range(1, n_filters + 1):
-                lat_fltr.append(timed(s.write_fltr, fp, fid, key=filter_key(fid), mask=FULL,
-                                      result=DROP))
+            with CpuMeter(ctl, node) as meter:
+                for fid in range(1, n_filters + 1):
+                    lat_fltr.append(timed(s.write_fltr, fp, fid, key=filter_key(fid),
+                                          mask=FULL, result=DROP))
             res["rates"]["rest_single"] = n_filters / (time.perf_counter() - t)
+            res["cpu_ms_per_filter"] = {"rest_single": meter.per(n_filters)}
             s.free_fastpath(fp)
 
             # 8 clients of one slice.
             fp = fastpath("a", n_filters)
-            r = run_clients(pool, [job("a", "write", fp, range(1 + i, n_filters + 1, 8))
-                                   for i in range(8)])
+            with CpuMeter(ctl, node) as meter:
+                r = run_clients(pool, [job("a", "write", fp, range(1 + i, n_filters + 1, 8))
+                                       for i in range(8)])
+            res["cpu_ms_per_filter"]["rest_8_clients_1_slice"] = meter.per(r["n"], r["cpu"])
             res["rates"]["rest_8_clients_1_slice"] = r["rate"]
             res["errors"]["rest_8_clients_1_slice"] = r["errors"]
             s.free_fastpath(fp)
@@ -341,8 +378,10 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
             # One slice program loads BULK_FILTERS filters.
             fp = fastpath("a", BULK_FILTERS)
             has_batch = hasattr(Slice, "batch")
-            r = run_clients(pool, [job("a", "bulk", fp, range(1, BULK_FILTERS + 1),
-                                       threads=16)], lead=0.2)
+            with CpuMeter(ctl, node) as meter:
+                r = run_clients(pool, [job("a", "bulk", fp, range(1, BULK_FILTERS + 1),
+                                           threads=16)], lead=0.2)
+            res["cpu_ms_per_filter"]["rest_bulk_1_program"] = meter.per(r["n"], r["cpu"])
             res["bulk"] = {"filters": r["n"], "seconds": r["seconds"],
                            "seconds_per_10000": r["seconds"] * 10_000 / max(1, r["n"]),
                            "how": ("Slice.batch, as many calls per request as it takes"
@@ -398,6 +437,8 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
         log(f"  {k:<34} p50 {v['p50_ms']:8.2f} ms  p99 {v['p99_ms']:8.2f} ms")
     log(f"  bulk: {res['bulk']['filters']} filters in {res['bulk']['seconds']:.2f} s "
         f"({res['bulk']['how']}); 10,000 at that rate: {res['bulk']['seconds_per_10000']:.1f} s")
+    for k, v in res["cpu_ms_per_filter"].items():
+        log(f"  CPU ms per filter, {k}: " + ", ".join(f"{w} {x:.3f}" for w, x in v.items()))
     f = res["fairness"]
     log(f"  fairness: read_stats p99 {f['idle']['p99_ms']:.2f} ms idle, "
         f"{f['flood']['p99_ms']:.2f} ms under a flood of {f['flood_calls_per_s']:.0f} calls/s "

@@ -144,7 +144,23 @@ def controlplane_section(cp: dict) -> list[str]:
         lines.append(f"| {k} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | {v['p99_ms']:.2f} | "
                      f"{v['n']} |")
     lines += controlplane_targets(cp)
+    lines += controlplane_cpu(cp)
     lines += ["", "![control plane](bench/controlplane.png)", ""]
+    return lines
+
+
+def controlplane_cpu(cp: dict) -> list[str]:
+    """CPU per filter of each process, against the wall time per filter."""
+    if "cpu_ms_per_filter" not in cp:
+        return []
+    cols = ["controller", "npe", "bench process", "client processes", "wall"]
+    lines = ["", "Where the time goes: CPU milliseconds per filter spent by each process "
+             "during a stage, and the wall time per filter. The machine has 2 cores: a stage "
+             "is CPU-bound when the CPU column sum nears twice the wall time.", "",
+             "| stage | controller | NPE (BMv2) | bench process | client processes | wall |",
+             "|---|---|---|---|---|---|"]
+    for stage, v in cp["cpu_ms_per_filter"].items():
+        lines.append(f"| {stage} | " + " | ".join(_f(v.get(c), "{:.3f}") for c in cols) + " |")
     return lines
 
 
