@@ -178,10 +178,14 @@ class ControllerProcess:
         return rep.json()["result"]["secret"]
 
     def slice(self) -> Slice:
-        """A client of the slice "bench" (on slice host A), created on first use."""
+        """A client of the slice "bench" (on slice host A), created on first use
+        with the largest quotas the admin API grants: capacity measurements
+        (bench/scale.py) find the NPE's limits, not the slice's."""
         if self._bench_secret is None:
-            self._bench_secret = self.create_slice("bench", MGMT, SLICE_A, 2,
-                                                   self.node.slice_macs["A"])
+            big = 1 << 16
+            self._bench_secret = self.create_slice(
+                "bench", MGMT, SLICE_A, 2, self.node.slice_macs["A"],
+                quota={"fastpaths": big, "meta_ifs": big, "endpoints": big, "periodic": big})
         return Slice(self.url, self._bench_secret, local_address=MGMT)
 
     def kill(self):
