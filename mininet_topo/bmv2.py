@@ -64,10 +64,11 @@ class SwitchSpec:
     debug: bool = False
     quiet: bool = False
     extra_args: list[str] = field(default_factory=list)
+    grpc_host: str = "127.0.0.1"        # gRPC listens here (Thrift on every address)
 
     @property
     def grpc_addr(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.grpc_host}:{self.grpc_port}"
 
     def command(self) -> list[str]:
         cmd = [find_bmv2(), "--device-id", str(self.device_id),
@@ -85,7 +86,7 @@ class SwitchSpec:
         if self.pcap_dir:
             cmd += ["--pcap", str(self.pcap_dir)]
         cmd += self.extra_args
-        cmd += ["--", "--grpc-server-addr", f"127.0.0.1:{self.grpc_port}"]
+        cmd += ["--", "--grpc-server-addr", self.grpc_addr]
         return cmd
 
 
@@ -102,13 +103,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_ready(spec: SwitchSpec, alive, timeout: float = 20.0, probe=port_open):
+def wait_ready(spec: SwitchSpec, alive, timeout: float = 20.0, probe=None):
     """Wait until the switch answers on its gRPC and Thrift ports.
 
     ``alive()`` says whether the process still runs; ``probe(port)`` checks a
-    port (the Mininet class probes from inside the switch's namespace).
-    Raises Bmv2Error with the last lines of the switch's log.
+    port (default: on the gRPC address, from here). Raises Bmv2Error with the
+    last lines of the switch's log.
     """
+    probe = probe or (lambda port: port_open(port, spec.grpc_host))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():

@@ -25,11 +25,13 @@ class Bmv2Switch(Switch):
     """
 
     def __init__(self, name, grpc_port: int, thrift_port: int, run_dir: Path,
-                 device_id: int = 0, pcap: bool = False, debug: bool = False, **params):
+                 device_id: int = 0, pcap: bool = False, debug: bool = False,
+                 grpc_host: str = "127.0.0.1", **params):
         params.setdefault("dpid", f"{grpc_port:016x}")
         Switch.__init__(self, name, **params)
         self.grpc_port = grpc_port
         self.thrift_port = thrift_port
+        self.grpc_host = grpc_host
         self.run_dir = Path(run_dir)
         self.device_id = device_id
         self.pcap = pcap
@@ -38,7 +40,7 @@ class Bmv2Switch(Switch):
 
     @property
     def grpc_addr(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.grpc_host}:{self.grpc_port}"
 
     def spec(self) -> SwitchSpec:
         ports = {self.ports[i]: i.name for i in self.intfList() if i.name != "lo"}
@@ -47,7 +49,7 @@ class Bmv2Switch(Switch):
             pcap_dir.mkdir(parents=True, exist_ok=True)
         return SwitchSpec(self.name, ports, self.grpc_port, self.thrift_port, self.device_id,
                           log_file=self.run_dir / f"{self.name}.log", pcap_dir=pcap_dir,
-                          debug=self.debug)
+                          debug=self.debug, grpc_host=self.grpc_host)
 
     def start(self, controllers):
         spec = self.spec()

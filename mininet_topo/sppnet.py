@@ -37,9 +37,12 @@ from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
 from .topology import (
     CONTROLLER_ADDR,
+    CONTROLLER_CTL_ADDR,
     CONTROLLER_PORT,
+    CTL_PLEN,
     LC_NPE_PORT,
     MGMT_PLEN,
+    SWITCH_CTL_ADDR,
     LinkParams,
     Plan,
     TopologySpec,
@@ -101,7 +104,8 @@ class SppNet:
         self.forced_tunnel = tunnel
         self.debug, self.pcap, self.with_slices = debug, pcap, slices
         self.net = None
-        self.root = None
+        self.root = None                 # a Mininet node in the root namespace
+        self.ctl = None                  # the controller's namespace
         self.controller: subprocess.Popen | None = None
         self.procs: list[tuple[object, subprocess.Popen]] = []
         self.secrets: dict[str, str] = {}
@@ -191,7 +195,8 @@ class SppNet:
             for name, g, t in ((node.lc, node.lc_grpc, node.lc_thrift),
                                (node.npe, node.npe_grpc, node.npe_thrift)):
                 net.addSwitch(name, cls=Bmv2Switch, grpc_port=g, thrift_port=t,
-                              run_dir=self.run_dir, pcap=self.pcap, debug=self.debug)
+                              grpc_host=SWITCH_CTL_ADDR, run_dir=self.run_dir, pcap=self.pcap,
+                              debug=self.debug)
             net.addLink(node.npe, node.lc, port1=LC_NPE_PORT, port2=LC_NPE_PORT, cls=Link,
                         addr1=node.npe_mac, addr2=node.lc_npe_mac)
         for hs in self.spec.hosts:
@@ -208,10 +213,16 @@ class SppNet:
             ib = next(i for i in b.interfaces if i.peering and i.link == li)
             net.addLink(a.lc, b.lc, port1=ia.lc_port, port2=ib.lc_port, cls=TCLink,
                         addr1=ia.mac, addr2=ib.mac, **self._link_params(ls))
-        # Management network: a point-to-point link from the controller's
-        # namespace to each slice host, not a shared bridge, so that no slice
-        # host sees another's requests or can answer for its address.
-        self.root = Node("sppctl", inNamespace=False)
+        # The controller runs in a network namespace of its own ("sppctl"),
+        # with a link to the root namespace for the switches' gRPC and Thrift
+        # servers (Thrift listens on every address: not to be reachable from
+        # a slice host), and a point-to-point management link to each slice
+        # host, not a shared bridge: no slice host sees another's requests or
+        # can answer for its address, and none can reach past the controller.
+        self.ctl = Node("sppctl", inNamespace=True)
+        self.root = Node("spproot", inNamespace=False)
+        net.addLink(self.ctl, self.root, cls=Link, intfName1="sppctl-eth0",
+                    intfName2="sppmctl0")
         mgmt = []
         for i, sh in enumerate(p.slice_hosts):
             node = p.nodes[sh.node]
@@ -221,20 +232,27 @@ class SppNet:
                         mac=sh.mac, defaultRoute=f"via {node.gpe_gateway}")
             net.addLink(node.lc, sh.name, port1=sh.lc_port, cls=Link, addr1=node.gpe_mac,
                         addr2=sh.mac)
-            mgmt.append((sh, net.addLink(self.root, sh.name, cls=Link,
-                                         intfName1=f"sppmg{i}").intf1.name))
+            mgmt.append((sh, net.addLink(self.ctl, sh.name, cls=Link,
+                                         intfName1=f"sppctl-mg{i}").intf1.name))
         net.build()
+        ctl = ["ip link set lo up", f"ip addr add {CONTROLLER_CTL_ADDR}/{CTL_PLEN} dev sppctl-eth0",
+               "sysctl -qw net.ipv4.ip_forward=0", "sysctl -qw net.ipv6.conf.all.disable_ipv6=1"]
         for sh, intf in mgmt:
             # The controller's address on every management link; the slice
             # host's address routed to its own link only, and packets from
             # any other address on that link dropped (strict reverse path).
-            for cmd in (f"ip addr add {CONTROLLER_ADDR}/32 dev {intf}",
-                        f"ip route add {sh.mgmt_addr}/32 dev {intf} src {CONTROLLER_ADDR}",
-                        f"sysctl -qw net.ipv4.conf.{intf}.rp_filter=1",
-                        f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1"):
-                out = self.root.cmd(cmd)
+            ctl += [f"ip addr add {CONTROLLER_ADDR}/32 dev {intf}",
+                    f"ip route add {sh.mgmt_addr}/32 dev {intf} src {CONTROLLER_ADDR}",
+                    f"sysctl -qw net.ipv4.conf.{intf}.rp_filter=1"]
+        root = [f"ip addr add {SWITCH_CTL_ADDR}/{CTL_PLEN} dev sppmctl0",
+                f"ip route add {CONTROLLER_ADDR}/32 via {CONTROLLER_CTL_ADDR}",
+                "sysctl -qw net.ipv6.conf.sppmctl0.disable_ipv6=1"]
+        for node, cmds in ((self.ctl, ctl), (self.root, root)):
+            for cmd in cmds:
+                out = node.cmd(cmd)
                 if out.strip():
-                    raise SppNetError(f"management link of {sh.name}: {cmd}: {out.strip()}")
+                    raise SppNetError(f"controller's namespace: {cmd}: {out.strip()}")
+        for sh, _ in mgmt:
             net[sh.name].setIP(f"{sh.mgmt_addr}/{MGMT_PLEN}", intf=f"{sh.name}-eth1")
         log.info("network: starting %d switches", len(net.switches))
         net.start()
@@ -247,11 +265,12 @@ class SppNet:
         log.info("controller: starting on %s", self.url)
         log_file = self.run_dir / "controller.log"
         with open(self.run_dir / "controller.err", "w") as err:
-            self.controller = subprocess.Popen(
+            # In the controller's namespace (mnexec -a), its own session (-d).
+            self.controller = self.ctl.popen(
                 [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
                  "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
                  "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
-                cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         (self.run_dir / "pids" / "controller.pid").write_text(f"{self.controller.pid}\n")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -351,8 +370,9 @@ class SppNet:
                 self.net.stop()
             finally:
                 self.net = None
-        if self.root is not None:
-            self.root.terminate()
-            self.root = None
+        for node in (self.ctl, self.root):
+            if node is not None:
+                node.terminate()
+        self.ctl = self.root = None
         from .cleanup import cleanup_run_dir
         cleanup_run_dir(self.run_dir)

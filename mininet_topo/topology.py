@@ -32,6 +32,9 @@ TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
 CONTROLLER_ADDR = "172.30.0.1"
 CONTROLLER_PORT = 8080
 MGMT_PLEN = 16
+# The controller's own network namespace reaches the switches' gRPC and Thrift
+# servers over a link to the root namespace: switch side, controller side.
+SWITCH_CTL_ADDR, CONTROLLER_CTL_ADDR, CTL_PLEN = "172.29.0.1", "172.29.0.2", 30
 # Below Linux's ephemeral range (32768-60999), where an outgoing connection
 # could hold a switch's port before the switch binds it.
 GRPC_BASE, THRIFT_BASE = 11000, 12000   # + 10 * node index (+1 for the NPE)
@@ -323,9 +326,9 @@ def testbed_dict(p: Plan) -> dict:
             routes.append({"prefix": str(net), "lc_port": i.lc_port, "dst_mac": i.peer_mac})
         out["nodes"].append({
             "name": node.name,
-            "lc": {"name": node.lc, "grpc_addr": f"127.0.0.1:{node.lc_grpc}",
+            "lc": {"name": node.lc, "grpc_addr": f"{SWITCH_CTL_ADDR}:{node.lc_grpc}",
                    "thrift_port": node.lc_thrift},
-            "npes": [{"name": node.npe, "grpc_addr": f"127.0.0.1:{node.npe_grpc}",
+            "npes": [{"name": node.npe, "grpc_addr": f"{SWITCH_CTL_ADDR}:{node.npe_grpc}",
                       "thrift_port": node.npe_thrift, "addr": node.npe_addr,
                       "port": LC_NPE_PORT, "mac": node.npe_mac, "lc_port": LC_NPE_PORT,
                       "lc_mac": node.lc_npe_mac}],

@@ -120,3 +120,26 @@ def test_no_call_from_another_slices_management_address(spp):
     finally:
         spp.net["spp1rtr2"].cmd(f"ip addr del {victim.mgmt_addr}/32 dev {intf}")
     assert call_as(spp, VICTIM, victim.mgmt_addr, secret) == "HTTP 200"
+
+
+def test_slice_host_reaches_the_controller_and_nothing_else(spp):
+    """The switches' Thrift servers listen on every address of the root
+    namespace, and anything else there may too: a slice host that reached them
+    would program the switches itself. From spp1rtr2, with a route of its own
+    towards the switches' control address: only the controller's API answers."""
+    from mininet_topo.topology import CONTROLLER_ADDR, CONTROLLER_PORT, SWITCH_CTL_ADDR
+    ports = sorted({p for n in spp.plan.nodes.values()
+                    for p in (n.lc_grpc, n.lc_thrift, n.npe_grpc, n.npe_thrift)})
+    targets = [(a, p) for a in (CONTROLLER_ADDR, SWITCH_CTL_ADDR) for p in ports]
+    targets.append((CONTROLLER_ADDR, CONTROLLER_PORT))
+    attacker = spp.net["spp1rtr2"]
+    attacker.cmd(f"ip route add {SWITCH_CTL_ADDR}/32 via {CONTROLLER_ADDR}")
+    try:
+        out = py(spp, "spp1rtr2", "import socket, json; "
+                 "up = lambda a, p: (lambda s: (s.settimeout(2), s.connect_ex((a, p)) == 0)[1])"
+                 f"(socket.socket()); print(json.dumps({{f'{{a}}:{{p}}': up(a, p) "
+                 f"for a, p in {targets!r}}}))")
+    finally:
+        attacker.cmd(f"ip route del {SWITCH_CTL_ADDR}/32")
+    reached = json.loads(out)
+    assert {k for k, ok in reached.items() if ok} == {f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}"}
