@@ -173,7 +173,7 @@ def test_make_run_cli_as_a_person_types_it(tmp_path):
         out = term.type("h1 ping -c 2 10.1.2.1")
         assert "64 bytes from 10.1.2.1" in out and "2 received" in out, out
         out = term.type("h1 traceroute -n 10.1.2.1")
-        hops = re.findall(r"^\s*\d+\s+([\d.]+)", out, re.M)
+        hops = re.findall(r"^\s*\d+\s+(?:\*\s+)*([\d.]+)", out, re.M)   # a probe may be lost
         assert hops == ["10.1.255.1", "10.1.255.2", "10.1.2.1"], out
         out = term.type("h2 ping -c 2 10.2.1.1")
         assert "2 received" in out, out
