@@ -327,7 +327,13 @@ def random_call(rng: random.Random, tag: int) -> tuple[str, dict]:
     fpid, fid, mi = rng.choice((1, 2)), rng.randint(1, 8), rng.randint(1, 3)
     op = rng.choices(["alloc_fastpath", "free_fastpath", "alloc_udp_tunnel",
                       "free_udp_tunnel", "bind_queue", "write_fltr", "update_result",
-                      "rem_fltr_byfid"], weights=[2, 2, 2, 1, 1, 5, 2, 2])[0]
+                      "rem_fltr_byfid", "create_periodic", "delete_periodic"],
+                     weights=[2, 2, 2, 1, 1, 5, 2, 2, 1, 1])[0]
+    if op == "create_periodic":
+        return op, {"fpid": fpid, "index": 1, "flags": 15, "interval": 100, "size": 4,
+                    "model": "pull", "port": 0, "callback": ""}
+    if op == "delete_periodic":
+        return op, {"pid": rng.randint(1, 3)}
     if op == "alloc_fastpath":
         return op, dict(FP_ARGS)
     if op == "free_fastpath":
@@ -382,7 +388,8 @@ def own_filters_only(sl: SliceHandle, api: Api) -> list[str]:
 
 def test_racing_slices_keep_switch_and_db_equal(controller, live_node, tmp_path):
     """8 clients of 4 slices (two per slice, on the same fastpath IDs) race
-    allocate/free/write/update/remove calls. Every answer is SPP JSON with an
+    allocate/free/write/update/remove calls (fastpaths, meta-interfaces,
+    queue bindings, filters, periodic jobs). Every answer is SPP JSON with an
     expected code; after every round the switches hold exactly what the
     database says, no entry outlives its fastpath, none sits under another
     slice's fastpath, and every slice sees only its own filters."""
@@ -479,6 +486,7 @@ def test_stalled_switch_fails_fast_and_is_repaired(live_node, tmp_path):
         with a.lib() as s:
             f = router(s)
             s.mem_write(f, 0, [7, 8, 9])
+            s.create_periodic(f, index=1, interval=100, size=4)     # samples the NPE
         api_a, api_a2, api_b = a.api(), a.api(), b.api()
         f10 = api_a("get_fltr_byfid", fpid=f, fid=10)
         assert f10.ok
@@ -503,9 +511,13 @@ def test_stalled_switch_fails_fast_and_is_repaired(live_node, tmp_path):
                                  ("mem_read", {"fpid": f, "offset": 0, "count": 3}),
                                  ("read_stats", {"fpid": f, "index": 1, "flags": 15}),
                                  ("alloc_udp_tunnel", {"fpid": f, "ifn": 1, "port": 0,
-                                                       "bw": 0})]:
+                                                       "bw": 0}),
+                                 ("free_fastpath", {"fpid": f})]:
                     x = api_a(fn, **args)
                     assert x.error == "ESWITCH" and x.seconds < SWITCH_DEADLINE, x
+                x = api_b("alloc_fastpath", **FP_ARGS)
+                assert x.error == "ESWITCH" and x.seconds < SWITCH_DEADLINE, x
+                assert api_b("free_fastpath", fpid=1).error == "ENOENT"
                 # Nothing changed (read from the database: the NPE is not needed).
                 assert api_a2("get_fltr_byfid", fpid=f, fid=20).error == "ENOENT"
                 assert api_a2("get_fltr_byfid", fpid=f, fid=21).error == "ENOENT"
