@@ -16,6 +16,7 @@ calls is a loop over it. Argument limits come from controller/limits.py,
 which the core checks too.
 """
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -414,6 +415,35 @@ def _reply(e: SppError, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(status_code=e.error.http, content=e.to_json(), headers=headers)
 
 
+class FairShare:
+    """At most ``limit`` requests of one caller (TCP peer address: one per
+    slice host) are served at once; the others wait, in order, costing no
+    CPU. One slice flooding the API from many connections then holds at most
+    ``limit`` of the controller's threads, and another slice's call waits for
+    at most that many of the flood's calls, not for all of them."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+        self._gates: dict[str, list] = {}          # address -> [semaphore, users]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("client"):
+            return await self.app(scope, receive, send)
+        who = scope["client"][0]
+        gate = self._gates.get(who)
+        if gate is None:
+            gate = self._gates[who] = [asyncio.Semaphore(self.limit), 0]
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                await self.app(scope, receive, send)
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                del self._gates[who]
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with E2BIG (HTTP 413): at
     once when Content-Length says so, else as soon as the count passes it.
@@ -454,6 +484,7 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         redirect_slashes=False,             # /api/x/ is no function: ENOENT, not a redirect
     )
     app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
+    app.add_middleware(FairShare, limit=L.CALLS_IN_FLIGHT)
 
     @app.exception_handler(SppError)
     def spp_error(request: Request, exc: SppError):

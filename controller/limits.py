@@ -45,3 +45,6 @@ SLICE_PERIODIC = 8
 
 # The batch extension (POST /api/batch): calls in one request.
 MAX_BATCH_CALLS = 1000
+
+# Calls of one slice host served at once (api.FairShare); more wait their turn.
+CALLS_IN_FLIGHT = 2

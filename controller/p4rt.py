@@ -63,11 +63,21 @@ def load_p4info(path) -> p4info_pb2.P4Info:
 
 def encode(value, bitwidth: int) -> bytes:
     """Canonical P4Runtime bytestring of an int, IPv4 or MAC address string."""
+    if isinstance(value, int):
+        # Canonical: big-endian, no leading zero bytes (P4Runtime 8.3); 0 is b"\x00".
+        return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
     if isinstance(value, bytes):
         return to_canonical_bytes(value)
     if isinstance(value, ipaddress.IPv4Address):
         value = str(value)
     return to_canonical_bytes(parse_value(str(value), bitwidth))
+
+
+def _int(value, bitwidth: int) -> int:
+    """An int, or an IPv4/MAC address string, as an integer."""
+    if isinstance(value, int):
+        return value
+    return int.from_bytes(parse_value(str(value), bitwidth), "big")
 
 
 def decode(data: bytes) -> int:
@@ -144,6 +154,7 @@ class Pipeline:
         self.p4info = load_p4info(self.p4info_path)
         self.context = Context()
         self.context.set_p4info(self.p4info)
+        self._match_fields: dict[int, dict] = {}
         with open(self.json_path, "rb") as f:
             self.device_config = f.read()
         # Identifies this build of the program on a switch (P4Runtime cookie),
@@ -168,49 +179,60 @@ class Pipeline:
             raise KeyError(f"no {kind.pretty_name} {name!r} in {self.p4info_path}")
         return obj
 
-    def table_entry(self, entry: Entry) -> p4runtime_pb2.TableEntry:
-        """Build the P4Runtime message of an ``Entry``."""
+    def table_entry(self, entry: Entry, msg: p4runtime_pb2.TableEntry | None = None
+                    ) -> p4runtime_pb2.TableEntry:
+        """Build the P4Runtime message of an ``Entry`` (into ``msg`` if given:
+        with the pure-Python protobuf, building in place halves the cost)."""
         table = self._obj(P4Type.table, entry.table)
-        msg = p4runtime_pb2.TableEntry(table_id=table.preamble.id)
-        fields = {mf.name: mf for mf in table.match_fields}
+        if msg is None:
+            msg = p4runtime_pb2.TableEntry()
+        msg.table_id = table.preamble.id
+        fields = self._fields(table)
         for name, value in entry.match:
             mf = fields.get(name)
             if mf is None:
                 raise KeyError(f"table {entry.table} has no match field {name!r}")
-            fm = p4runtime_pb2.FieldMatch(field_id=mf.id)
             kind = mf.match_type
             if kind == p4info_pb2.MatchField.EXACT:
-                fm.exact.value = encode(value, mf.bitwidth)
+                msg.match.add(field_id=mf.id).exact.value = encode(value, mf.bitwidth)
             elif kind == p4info_pb2.MatchField.LPM:
                 addr, plen = value
                 if plen == 0:
                     continue  # don't-care: omitted, as P4Runtime requires
-                raw = int.from_bytes(parse_value(str(addr), mf.bitwidth), "big")
+                raw = _int(addr, mf.bitwidth)
                 raw &= ((1 << mf.bitwidth) - 1) ^ ((1 << (mf.bitwidth - plen)) - 1)
-                fm.lpm.value = encode(raw, mf.bitwidth)
-                fm.lpm.prefix_len = plen
+                lpm = msg.match.add(field_id=mf.id).lpm
+                lpm.value = encode(raw, mf.bitwidth)
+                lpm.prefix_len = plen
             elif kind == p4info_pb2.MatchField.TERNARY:
                 val, mask = value
-                ival = int.from_bytes(parse_value(str(val), mf.bitwidth), "big")
-                imask = int.from_bytes(parse_value(str(mask), mf.bitwidth), "big")
+                imask = _int(mask, mf.bitwidth)
                 if imask == 0:
                     continue  # don't-care
-                fm.ternary.value = encode(ival & imask, mf.bitwidth)
-                fm.ternary.mask = encode(imask, mf.bitwidth)
+                ternary = msg.match.add(field_id=mf.id).ternary
+                ternary.value = encode(_int(val, mf.bitwidth) & imask, mf.bitwidth)
+                ternary.mask = encode(imask, mf.bitwidth)
             else:
                 raise ValueError(f"match kind {kind} of {entry.table}.{name} not supported")
-            msg.match.append(fm)
         action = self._obj(P4Type.action, entry.action)
-        msg.action.action.action_id = action.preamble.id
-        aparams = {p.name: p for p in action.params}
+        act = msg.action.action
+        act.action_id = action.preamble.id
         given = dict(entry.params)
-        if set(given) != set(aparams):
-            raise KeyError(f"action {entry.action} takes {sorted(aparams)}, got {sorted(given)}")
+        if len(given) != len(action.params) or any(p.name not in given for p in action.params):
+            raise KeyError(f"action {entry.action} takes "
+                           f"{sorted(p.name for p in action.params)}, got {sorted(given)}")
         for p in action.params:
-            msg.action.action.params.add(param_id=p.id, value=encode(given[p.name], p.bitwidth))
+            act.params.add(param_id=p.id, value=encode(given[p.name], p.bitwidth))
         if entry.priority:
             msg.priority = entry.priority
         return msg
+
+    def _fields(self, table) -> dict:
+        fields = self._match_fields.get(table.preamble.id)
+        if fields is None:
+            fields = self._match_fields[table.preamble.id] = {
+                mf.name: mf for mf in table.match_fields}
+        return fields
 
     def entry_from_msg(self, msg: p4runtime_pb2.TableEntry) -> Entry:
         """Inverse of ``table_entry`` (values come back as ints)."""
@@ -232,11 +254,13 @@ class Pipeline:
         return Entry.make(table.preamble.name, match, action.preamble.name, params,
                           msg.priority)
 
-    def entity(self, item) -> p4runtime_pb2.Entity:
-        """The P4Runtime entity of an ``Entry``, ``MeterCell`` or ``CounterCell``."""
-        ent = p4runtime_pb2.Entity()
+    def entity(self, item, ent: p4runtime_pb2.Entity | None = None) -> p4runtime_pb2.Entity:
+        """The P4Runtime entity of an ``Entry``, ``MeterCell`` or ``CounterCell``
+        (built into ``ent`` if given)."""
+        if ent is None:
+            ent = p4runtime_pb2.Entity()
         if isinstance(item, Entry):
-            ent.table_entry.CopyFrom(self.table_entry(item))
+            self.table_entry(item, ent.table_entry)
         elif isinstance(item, MeterCell):
             me = ent.meter_entry
             me.meter_id = self._obj(P4Type.meter, item.meter).preamble.id
@@ -404,7 +428,7 @@ class SwitchConnection:
             return
         req = self._request(p4runtime_pb2.WriteRequest())
         for op, item in updates:
-            req.updates.add(type=op).entity.CopyFrom(self.pipeline.entity(item))
+            self.pipeline.entity(item, req.updates.add(type=op).entity)
         try:
             self.stub.Write(req, timeout=self.deadline)
         except grpc.RpcError as e:

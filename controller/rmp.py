@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
 from contextlib import contextmanager
 
@@ -72,7 +73,8 @@ def lowest_free(used, start=1):
 
 
 def _ip(v) -> int:
-    return int(ipaddress.IPv4Address(v)) if isinstance(v, str) else int(v)
+    """An address (dotted quad, already valid) or integer as an integer."""
+    return int.from_bytes(socket.inet_aton(v), "big") if isinstance(v, str) else int(v)
 
 
 def filter_matches(data: dict, lookup_type: int, key: dict) -> bool:
@@ -467,7 +469,7 @@ class Rmp:
             self._check_result(sl, fp, result)
             if db.one("SELECT 1 FROM filters WHERE fastpath_id = ? AND fid = ?", fp["id"], fid):
                 raise SppError("EEXIST", f"filter {fid} exists (update_result changes it)")
-            n = db.scalar("SELECT COUNT(*) FROM filters WHERE fastpath_id = ?", fp["id"])
+            n = db.scalar("SELECT n FROM filter_counts WHERE fastpath_id = ?", fp["id"]) or 0
             if n >= fp["n_filters"]:
                 raise SppError("EQUOTA", f"fastpath {fpid} has all its {fp['n_filters']} filters")
             db.x("INSERT INTO filters VALUES (?, ?, ?)", fp["id"], fid, dumps(data))

@@ -83,6 +83,19 @@ CREATE TABLE IF NOT EXISTS filters (
     data        TEXT NOT NULL,              -- {"type", "key", "mask", "result"}
     PRIMARY KEY (fastpath_id, fid)
 );
+-- How many filters a fastpath has, kept by the database itself: write_fltr's
+-- quota check must not count thousands of rows per call.
+CREATE TABLE IF NOT EXISTS filter_counts (
+    fastpath_id INTEGER PRIMARY KEY REFERENCES fastpaths(id) ON DELETE CASCADE,
+    n           INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS filter_added AFTER INSERT ON filters BEGIN
+    INSERT INTO filter_counts VALUES (NEW.fastpath_id, 1)
+        ON CONFLICT (fastpath_id) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS filter_removed AFTER DELETE ON filters BEGIN
+    UPDATE filter_counts SET n = n - 1 WHERE fastpath_id = OLD.fastpath_id;
+END;
 CREATE TABLE IF NOT EXISTS queues (
     fastpath_id INTEGER NOT NULL REFERENCES fastpaths(id) ON DELETE CASCADE,
     qid         INTEGER NOT NULL,

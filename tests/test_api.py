@@ -353,3 +353,32 @@ def test_batch_answers_each_call_in_order(client):
                 {"calls": [{"fn": "get_interfaces"}] * 1001}):
         rep = c.post("/api/batch", json=bad)
         assert rep.status_code == 400 and rep.json()["error"] == "EINVAL"
+
+
+def test_one_slice_host_is_served_at_most_calls_in_flight_at_once(client, monkeypatch):
+    """FairShare: a host flooding the API holds at most CALLS_IN_FLIGHT of the
+    controller's threads; its other calls wait (another host would not)."""
+    import threading
+    import time
+
+    from controller import limits
+    c, ctl = client
+    busy, peak, lock = [0], [0], threading.Lock()
+
+    def slow(sl):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.2)
+        with lock:
+            busy[0] -= 1
+        return [1]
+
+    monkeypatch.setattr(ctl.rmp, "get_interfaces", slow)
+    threads = [threading.Thread(target=c.post, args=("/api/get_interfaces",),
+                                kwargs={"json": {}}) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == limits.CALLS_IN_FLIGHT
