@@ -29,7 +29,8 @@ CODES = [
     ErrorCode(4, "ENOENT", 404, "no such function, fastpath, meta-interface, filter, queue, "
                                 "endpoint, interface or periodic job (of this slice)"),
     ErrorCode(5, "EEXIST", 409, "the ID or endpoint is already in use"),
-    ErrorCode(6, "EQUOTA", 409, "over the fastpath's quota (filters, queues, stats, memory)"),
+    ErrorCode(6, "EQUOTA", 409, "over the fastpath's quota (filters, queues, stats, memory) or the "
+                                "slice's (fastpaths, meta-interfaces, endpoints, periodic jobs)"),
     ErrorCode(7, "ENOBW", 409, "not enough bandwidth available or reserved"),
     ErrorCode(8, "ENORES", 503, "no NPE has the resources asked for"),
     ErrorCode(9, "EBUSY", 409, "the resource is still in use"),
