@@ -282,6 +282,11 @@ def write_report(results: dict, path: Path, out: Path):
     if "scale" in results:
         plot_scale(results["scale"], out)
         lines += scale_section(results["scale"])
+    if "isolation" in results:
+        from .isolation import plot as plot_isolation
+        from .isolation import section as isolation_section
+        plot_isolation(results["isolation"], out / "isolation.png")
+        lines += isolation_section(results["isolation"])
     lines += ["## What the numbers mean", "",
               "- **(a) kernel**: the generator's packets forwarded by Linux between two veths; "
               "the ceiling of this set-up (the generator shares the two cores).",

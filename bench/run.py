@@ -28,7 +28,7 @@ from mininet_topo.bmv2 import bmv2_version
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 OUT = DOCS / "bench"
-STAGES = ("dataplane", "controlplane", "startup", "scale")
+STAGES = ("dataplane", "controlplane", "startup", "scale", "isolation")
 
 
 def logging_macros_compiled_in() -> bool | None:
@@ -131,6 +131,9 @@ def main(argv=None) -> int:
         elif stage == "scale":
             from . import scale
             results["scale"] = scale.run()
+        elif stage == "isolation":
+            from . import isolation
+            results["isolation"] = isolation.run()
         durations[stage] = time.monotonic() - t
         results_file.write_text(json.dumps(results, indent=1) + "\n")
     print(f"== done in {time.monotonic() - t_all:.0f} s", flush=True)

@@ -41,8 +41,8 @@ class Npe(Switch):
     bandwidth_kbps: int = 1_000_000
     # Packets per second the NPE can process (measured: make bench, case c); the
     # LC polices each fastpath's inbound packets to its share of it, in
-    # proportion to its bw (police_rates). 0: unknown, no packet policing (the
-    # SRM warns).
+    # proportion to its bw (translate.police_rates). 0: unknown, no packet
+    # policing (the SRM warns).
     pps: int = 0
 
 
