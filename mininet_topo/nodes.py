@@ -71,8 +71,8 @@ class Bmv2Switch(Switch):
 # What root on a host keeps (its capability bounding set): enough to run and
 # configure its own network and processes. Gone, among others: SYS_ADMIN (mount,
 # umount, setns: undoing the mounts below), DAC_READ_SEARCH (open_by_handle_at
-# reaches files by inode, past any mount), SYS_RAWIO, MKNOD, SYS_MODULE, SYS_PTRACE
-# is kept: it only reaches the host's own processes.
+# reaches files by inode, past any mount), SYS_RAWIO, MKNOD, SYS_MODULE. Kept:
+# SYS_PTRACE, which reaches only the host's own processes.
 HOST_CAPS = ("chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid",
              "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock",
              "sys_chroot", "sys_ptrace", "sys_nice", "sys_resource", "audit_write")
@@ -167,7 +167,12 @@ class SppHost(Host):
     in HOST_CAPS. A slice host (``spp_dir``) sees its own directory of the run
     directory, and only that, as /var/run/spp: the testbed hands it its secret
     and configuration there. Programs the testbed starts in a host (popen)
-    enter the same namespaces with the same capabilities."""
+    enter the same namespaces with the same capabilities.
+
+    Mininet runs ``ip link add ... netns PID`` in the shell of a link's first
+    node, and a host sees only its own PIDs: add links to a host with the
+    other node first. ``xterm`` (Mininet's X11 tunnel enters PID 1's
+    namespaces) does not reach the display from a host."""
 
     def __init__(self, name, spp_dir: Path | None = None, hide: tuple[Path, ...] = (),
                  **params):
@@ -187,11 +192,7 @@ class SppHost(Host):
         return Host._popen(self, cmd, **params)
 
     def startShell(self, mnopts=None):
-        try:
-            Host.startShell(self, mnopts)
-        except (OSError, IndexError):
-            raise RuntimeError(f"{self.name}: the host's shell did not start "
-                               f"(sandbox set-up failed): {self.readbuf[-500:]}") from None
+        Host.startShell(self, mnopts)
         # unshare forked the shell: it is PID 1 of the host's PID namespace.
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         self.init_pid = int(children[0])
