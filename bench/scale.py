@@ -53,9 +53,11 @@ def switch_rss_mb(run_dir: Path) -> list[float]:
 def forward_through(s, fpid, node: LiveNode, dst: str, fid: int | None = None) -> bool:
     """Two meta-interfaces and (unless given) a filter; True if a tunnel
     packet for ``dst`` comes out of the second meta-interface."""
-    s.resrv_fpath_ifbw(fpid, 1, 1)
+    # Bandwidth is policed from bind_queue on: the output meta-interface
+    # needs some for the probe packet to pass.
+    s.resrv_fpath_ifbw(fpid, 1, 1000)
     mi1 = s.alloc_udp_tunnel(fpid, 1, 0)
-    mi2 = s.alloc_udp_tunnel(fpid, 1, 0)
+    mi2 = s.alloc_udp_tunnel(fpid, 1, 500)
     s.bind_queue(fpid, mi2["mi"], [0])
     if fid is None:
         s.write_fltr(fpid, 1, key={"dst_addr": dst}, mask={"dst_addr": "255.255.255.255"},
@@ -77,7 +79,7 @@ def per_npe(log=print) -> dict:
         fps, t = [], time.monotonic()
         try:
             while True:
-                fps.append(s.alloc_fastpath(bw=1, filters=1, queues=1, buffers=1,
+                fps.append(s.alloc_fastpath(bw=2000, filters=1, queues=1, buffers=1,
                                             stats=1)["fpid"])
         except SppError as e:
             refusal = f"{e.name}: {e.message}"
@@ -89,10 +91,10 @@ def per_npe(log=print) -> dict:
         log(f"  fastpaths per NPE: {len(fps)} (then {refusal[:60]}...); last one forwards: "
             f"{out['fastpaths']['last_forwards']}")
         cap = pl.npe_pipeline().size(P4Type.table, pl.Npe.FILTER)
-        fp = s.alloc_fastpath(bw=1, filters=cap, queues=1, buffers=1, stats=1)["fpid"]
-        s.resrv_fpath_ifbw(fp, 1, 1)
+        fp = s.alloc_fastpath(bw=10_000, filters=cap, queues=1, buffers=1, stats=1)["fpid"]
+        s.resrv_fpath_ifbw(fp, 1, 1000)
         mi1 = s.alloc_udp_tunnel(fp, 1, 0)
-        mi2 = s.alloc_udp_tunnel(fp, 1, 0)["mi"]
+        mi2 = s.alloc_udp_tunnel(fp, 1, 500)["mi"]
         s.bind_queue(fp, mi2, [0])
         clients = [ctl.slice() for _ in range(8)]
 

@@ -78,9 +78,14 @@ def _ip(v) -> int:
 
 
 def filter_matches(data: dict, lookup_type: int, key: dict) -> bool:
-    """Would a packet with ``key`` hit this filter (the data plane's rule)?"""
+    """Would a packet with ``key`` hit this filter (the data plane's rule)?
+    A substrate-only lookup (type 1, a packet the slice sent back) carries no
+    meta-interface, source address or protocol: filter.p4 looks them up as 0,
+    whatever the caller puts in ``key``."""
     if data["type"] != lookup_type:
         return False
+    if lookup_type == pl.LOOKUP_SUBSTRATE:
+        key = {**key, "meta_if": 0, "src_addr": 0, "protocol": 0}
     for f in pl.FILTER_KEY_FIELDS:
         m = _ip(data["mask"].get(f, 0))
         if (_ip(key.get(f, 0)) & m) != (_ip(data["key"].get(f, 0)) & m):
@@ -373,6 +378,12 @@ class Rmp:
                 d = loads(f["data"])
                 if d["result"]["action"] == "forward" and d["result"]["meta_if"] == mi:
                     raise SppError("EBUSY", f"filter {f['fid']} forwards to meta-interface {mi}")
+                # A filter keyed on the meta-interface would match packets of
+                # the next tunnel given the same number: remove it first.
+                m = d["mask"].get("meta_if", 0)
+                keyed = d["key"].get("meta_if", 0) & m == mi & m
+                if d["type"] == pl.LOOKUP_META_IF and m and keyed:
+                    raise SppError("EBUSY", f"filter {f['fid']}'s key names meta-interface {mi}")
             if db.one("SELECT qid FROM queues WHERE fastpath_id = ? AND mi = ?", fp["id"], mi):
                 raise SppError("EBUSY", f"queues are bound to meta-interface {mi}")
             n_e, l_e = tr.meta_if_entries(fp, row, node, node.npe(fp["npe"]))

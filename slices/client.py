@@ -18,12 +18,17 @@ the directory).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import socket
 from pathlib import Path
 
 import httpx
 
 from controller.errors import BY_NAME
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DIR = "/var/run/spp"
 
@@ -246,6 +251,84 @@ class Slice:
                            SppError(r.get("code", 3), r.get("error", "EINVAL"),
                                     r.get("message", "")))
         return out
+
+
+def fastpath_sockets(fp: dict, rcvbuf: int = 4 << 20) -> tuple[socket.socket, socket.socket]:
+    """The two sockets the SPP's alloc_fastpath returns, opened from its fpInfo:
+    UDP sockets bound to the local-delivery and exception endpoints on the
+    slice host. Traffic from them to ``fp["ret_endpoint"]`` (meta-net header
+    and forwarding key in front, see docs/metanet.md) goes back into the
+    fastpath through its substrate-only filters.
+
+    >>> ld, exc = fastpath_sockets(s.alloc_fastpath(...))
+    """
+    out = []
+    for ep in (fp["ld_endpoint"], fp["exc_endpoint"]):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.bind((ep["addr"], ep["port"]))
+        out.append(sock)
+    return out[0], out[1]
+
+
+class PushReceiver:
+    """Statistics pushed by periodic jobs of the push model
+    (``create_periodic(..., model="push", port=P, callback=NAME)``): each entry
+    arrives as it is taken, one datagram per entry, and is handed to the
+    Python callable registered under the job's callback name (``set_callback``
+    switches the name, so the callable, of later entries).
+
+    >>> rx = PushReceiver(port=7000)
+    >>> rx.register("count", lambda entry: print(entry["pre_packets"]))
+    >>> rx.serve(stop)          # or rx.poll(timeout) for one entry
+
+    An entry whose callback no callable is registered under is not dropped in
+    silence: ``poll`` raises SppError ENOENT naming it, and ``serve`` logs it
+    and keeps it in ``unknown``.
+    """
+
+    def __init__(self, port: int, address: str = "0.0.0.0"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, port))
+        self.port = self.sock.getsockname()[1]
+        self.callbacks: dict[str, object] = {}
+        self.unknown: list[dict] = []
+
+    def register(self, name: str, fn):
+        self.callbacks[name] = fn
+
+    def poll(self, timeout: float | None = None) -> dict | None:
+        """Wait for one entry (None after ``timeout``), call its callable, return it."""
+        self.sock.settimeout(timeout)
+        try:
+            data, _ = self.sock.recvfrom(65535)
+        except TimeoutError:
+            return None
+        entry = json.loads(data)
+        fn = self.callbacks.get(entry.get("callback"))
+        if fn is None:
+            self.unknown.append(entry)
+            raise SppError.named("ENOENT", f"periodic job {entry.get('pid')}: no callable "
+                                           f"registered for callback {entry.get('callback')!r}")
+        fn(entry)
+        return entry
+
+    def serve(self, stop=None, tick: float = 0.5):
+        """Dispatch entries until ``stop`` (a threading.Event) is set."""
+        while stop is None or not stop.is_set():
+            try:
+                self.poll(tick)
+            except SppError as e:
+                log.warning("%s", e.message)
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 SPP_FUNCTIONS = tuple(name for name in vars(Slice) if not name.startswith("_")
