@@ -190,9 +190,13 @@ class Srm:
         """Choose an NPE and carve partitions for a new fastpath, or refuse
         with ENORES saying what was short."""
         reasons = []
-        for npe in node.npes:
+        # Least loaded first: the NPE with the fewest fastpaths (ties: the
+        # testbed's order), then the others if it cannot host this one.
+        fps_of = {npe.name: self.stores[node.name].q("SELECT * FROM fastpaths WHERE npe = ?",
+                                                     npe.name) for npe in node.npes}
+        for npe in sorted(node.npes, key=lambda n: len(fps_of[n.name])):
             cap = self.capacity[npe.name]
-            fps = self.stores[node.name].q("SELECT * FROM fastpaths WHERE npe = ?", npe.name)
+            fps = fps_of[npe.name]
             used = {k: sum(f[k] for f in fps) for k in
                     ("n_filters", "n_buffers", "dram_bytes", "bw_kbps")}
             short = []

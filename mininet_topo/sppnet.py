@@ -193,12 +193,13 @@ class SppNet:
                  len(p.hosts), len(p.slice_hosts))
         for node in p.nodes.values():
             for name, g, t in ((node.lc, node.lc_grpc, node.lc_thrift),
-                               (node.npe, node.npe_grpc, node.npe_thrift)):
+                               *((x.name, x.grpc, x.thrift) for x in node.npes)):
                 net.addSwitch(name, cls=Bmv2Switch, grpc_port=g, thrift_port=t,
                               grpc_host=SWITCH_CTL_ADDR, run_dir=self.run_dir, pcap=self.pcap,
                               debug=self.debug)
-            net.addLink(node.npe, node.lc, port1=LC_NPE_PORT, port2=LC_NPE_PORT, cls=Link,
-                        addr1=node.npe_mac, addr2=node.lc_npe_mac)
+            for x in node.npes:          # NPE J on LC port J (topology.py)
+                net.addLink(x.name, node.lc, port1=LC_NPE_PORT, port2=x.lc_port, cls=Link,
+                            addr1=x.mac, addr2=x.lc_mac)
         for hs in self.spec.hosts:
             h = p.hosts[hs.name]
             node = p.nodes[h.node]
