@@ -138,6 +138,10 @@ class Setup:
         if self.case == "slowpath":
             ns.veth("swS", "gpe0")
             ports[2] = "swS"
+            # What the LC would do on the way back: stamp the slice host's port
+            # (docs/metanet.md), here as the slice host's own MAC.
+            stamp = pl.lc_port_stamp(GPE_LC_PORT).to_bytes(6, "big")
+            ns.run("ip", "link", "set", "gpe0", "address", ":".join(f"{b:02x}" for b in stamp))
         ns.link_to_root("sppmb0", "mgmt0", "10.251.0.1/30", "10.251.0.2/30")
         program = self.case if self.case in ("minimal", "lc") else "npe"
         spec = SwitchSpec(program, ports, 9559, 9090, log_file=self.workdir / f"{program}.log",
@@ -201,9 +205,6 @@ class Setup:
         gpe = Namespace("spp-bench-gpe").__enter__()
         self.others.append(gpe)
         self.ns.run("ip", "link", "set", "gpe0", "netns", gpe.name)
-        # What the LC would do on the way: stamp the slice host's port (docs/metanet.md).
-        stamp = pl.lc_port_stamp(GPE_LC_PORT).to_bytes(6, "big")
-        gpe.run("ip", "link", "set", "gpe0", "address", ":".join(f"{b:02x}" for b in stamp))
         gpe.run("ip", "addr", "add", f"{SLICE_ADDR}/24", "dev", "gpe0")
         gpe.run("ip", "link", "set", "gpe0", "up")
         gpe.run("ethtool", "-K", "gpe0", "tx", "off", "rx", "off", check=False)

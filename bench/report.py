@@ -299,6 +299,11 @@ def write_report(results: dict, path: Path, out: Path):
               "and sent back by slices/samples/slowpath.py with a forwarding key (a second pass "
               "through npe.p4); (c)/(d) is this testbed's analogue of the SPP's fastpath vs "
               "slow-path factor (about 80 on the real NPE).",
+              "- **(e) LC**: lc.p4 demultiplexing the same tunnel packets to its NPE port "
+              "(source guard, demux, the fastpath's packet meter). (c) and (e) at 64 B are "
+              "the switches' packet capacity: the testbed gives each NPE half of (c) as the "
+              "packet budget its fastpaths share, policed at the LC (mininet_topo/capacity.py), "
+              "and says at start-up when links can offer more.",
               "- Latencies are one way and include two veth hops and BMv2's own queues; at "
               "200 packets/s there is no queueing.",
               "- The control-plane rates include HTTP, JSON validation, the SQLite transaction "

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from .bmv2 import Bmv2Error, find_bmv2
+from .capacity import link_notes
 from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
 from .topology import (
@@ -139,6 +140,9 @@ class SppNet:
         if not self.netem and self._wants_netem():
             self.notes.append("this kernel has no netem: link delay and loss in the topology "
                               "are NOT applied (bandwidth limits are)")
+        # What protects the switches' packet budget, and what cannot (issue 9).
+        self.notes += link_notes({n.name: [i.bw_kbps / 1000 for i in n.interfaces]
+                                  for n in self.plan.nodes.values()})
         self.notes.append(f"end-host tunnels: {self.tunnel_mode} "
                           f"({'ip fou + ipip' if self.tunnel_mode == 'fou' else 'TUN + socat'})")
         try:
