@@ -29,6 +29,12 @@ def main(argv=None) -> int:
                          "(default: spp.db next to the testbed file)")
     ap.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="REST API address (default: %(default)s)")
+    ap.add_argument("--operator", default="127.0.0.1:8081", metavar="ADDR:PORT",
+                    help="the operator's web view and Prometheus /metrics, a listener of "
+                         "their own (default: %(default)s); 'off': none")
+    ap.add_argument("--operator-from", action="append", default=[], metavar="ADDR",
+                    help="a TCP peer the operator listener answers besides 127.0.0.1 "
+                         "(repeatable)")
     ap.add_argument("--admin-token-file", type=Path, default=None,
                     help="admin token (default: admin.token next to the testbed file)")
     ap.add_argument("--log-file", type=Path, default=None, help="log here instead of stderr")
@@ -41,6 +47,9 @@ def main(argv=None) -> int:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         ap.error(f"--listen {args.listen!r}: expected ADDR:PORT")
+    ohost, _, oport = args.operator.rpartition(":")
+    if args.operator != "off" and (not ohost or not oport.isdigit()):
+        ap.error(f"--operator {args.operator!r}: expected ADDR:PORT or off")
     if not args.testbed.exists():
         ap.error(f"--testbed {args.testbed}: no such file")
 
@@ -73,9 +82,29 @@ def main(argv=None) -> int:
         print(f"spp-controller: cannot bring the switches up: {e}", file=sys.stderr)
         ctl.stop()
         return 1
+    operator = None
+    if args.operator != "off":
+        import threading
+
+        from .web import create_operator_app
+        operator = uvicorn.Server(server_config(create_operator_app(
+            ctl, run_dir / "topology.svg", ("127.0.0.1", *args.operator_from)),
+            ohost, int(oport)))
+
+        def serve_operator():
+            try:
+                operator.run()
+            except SystemExit:                  # uvicorn's answer to a port in use
+                pass
+            if not operator.started:
+                logging.error("operator listener %s: not serving (see above); the slice "
+                              "API is served regardless", args.operator)
+        threading.Thread(target=serve_operator, name="operator-listener", daemon=True).start()
     try:
         uvicorn.Server(server_config(create_app(ctl, token), host, int(port))).run()
     finally:
+        if operator:
+            operator.should_exit = True
         ctl.stop()
     return 0
 

@@ -20,6 +20,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -331,14 +332,28 @@ def call(ctl, sl: dict, name: str, body: Req):
     """Run one slice API function for slice ``sl``; its result, or SppError.
     Anything else a handler raises is a bug: logged, and EINTERNAL."""
     method = getattr(getattr(ctl, FUNCTIONS[name].component), name)
+    metrics = getattr(ctl, "metrics", None)         # counted by function and answer
+    t0 = time.perf_counter()
     try:
-        return method(sl, **body.model_dump())
-    except SppError:
+        res = method(sl, **body.model_dump())
+    except SppError as e:
+        if metrics:
+            metrics.api.observe(name, e.error.name, time.perf_counter() - t0)
         raise
     except Exception:
         log.exception("%s by slice %s failed unexpectedly", name, sl.get("name"))
+        if metrics:
+            metrics.api.observe(name, "EINTERNAL", time.perf_counter() - t0)
         raise SppError("EINTERNAL", f"{name} failed unexpectedly; the controller logged "
                                     "why") from None
+    if metrics:
+        if isinstance(res, Future):                 # a batch's change: counted when done
+            res.add_done_callback(lambda f: metrics.api.observe(
+                name, f.exception().error.name if isinstance(f.exception(), SppError)
+                else "EINTERNAL" if f.exception() else "OK", time.perf_counter() - t0))
+        else:
+            metrics.api.observe(name, "OK", time.perf_counter() - t0)
+    return res
 
 
 class BatchCall(Req):

@@ -14,6 +14,7 @@ from . import translate as tr
 from .admin import SliceAdmin
 from .errors import SppError
 from .executor import NodeExecutor
+from .metrics import Metrics
 from .p4rt import P4RuntimeError
 from .periodic import Periodic
 from .pipeline import lc_pipeline, npe_pipeline
@@ -58,6 +59,7 @@ class Controller:
         self.rmp = Rmp(testbed, self.srm, self.scds, self.stores, self.executors)
         self.admin = SliceAdmin(self.rmp)
         self.periodic = Periodic(self.rmp)
+        self.metrics = Metrics(self)        # /metrics and the web view (metrics.py)
         self.monitor_interval = monitor_interval
         self._stop = threading.Event()
         self._monitor = None

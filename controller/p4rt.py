@@ -486,6 +486,24 @@ class SwitchConnection:
                                                           e.counter_entry.data.byte_count)
                 for e in self._read(ent)}
 
+    def read_counter_cells(self, counter: str, indices) -> dict[int, CounterValue]:
+        """Some cells of a counter array, in one ReadRequest (the operator's
+        metrics: a few allocated cells of 8,192 cost 1 ms, the whole array 200)."""
+        cid = self.pipeline._obj(P4Type.counter, counter).preamble.id
+        req = self._request(p4runtime_pb2.ReadRequest())
+        for i in indices:
+            ce = req.entities.add().counter_entry
+            ce.counter_id = cid
+            ce.index.index = i
+        if not req.entities:
+            return {}
+        try:
+            return {e.counter_entry.index.index: CounterValue(e.counter_entry.data.packet_count,
+                                                              e.counter_entry.data.byte_count)
+                    for rep in self.stub.Read(req, timeout=self.deadline) for e in rep.entities}
+        except grpc.RpcError as e:
+            raise self._fail("read", e) from None
+
     def write_counter(self, counter: str, index: int, packets: int = 0, bytes_: int = 0):
         """Set one counter cell (clear_stats writes zeros)."""
         self.write([(MODIFY, CounterCell(counter, index, packets, bytes_))])

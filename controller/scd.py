@@ -182,6 +182,13 @@ class Scd:
         except P4RuntimeError as e:
             raise self._error("counter read", e, conn) from None
 
+    def read_counter_cells(self, name: str, indices):
+        conn, _ = self._session("read")
+        try:
+            return conn.read_counter_cells(name, indices)
+        except P4RuntimeError as e:
+            raise self._error("counter read", e, conn) from None
+
     def read_entries(self, force: bool = False):
         conn, _ = self._session("read", force)
         try:
