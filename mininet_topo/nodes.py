@@ -60,6 +60,30 @@ class Bmv2Switch(Switch):
         (self.run_dir / "pids" / f"{self.name}.pid").write_text(f"{self.proc.pid}\n")
         wait_ready(spec, lambda: self.proc.poll() is None)
 
+    def _runtime(self, call):
+        """One call to the running switch's runtime API (Thrift, which listens
+        on every address of the root namespace)."""
+        from bm_runtime.standard import Standard
+        from thrift.protocol import TBinaryProtocol, TMultiplexedProtocol
+        from thrift.transport import TSocket, TTransport
+        sock = TSocket.TSocket("127.0.0.1", self.thrift_port)
+        sock.setTimeout(5000)
+        transport = TTransport.TBufferedTransport(sock)
+        client = Standard.Client(TMultiplexedProtocol.TMultiplexedProtocol(
+            TBinaryProtocol.TBinaryProtocol(transport), "standard"))
+        transport.open()
+        try:
+            return call(client)
+        finally:
+            transport.close()
+
+    def attach_port(self, intf_name: str, port: int):
+        """Give the running switch a new interface as BMv2 port ``port``."""
+        self._runtime(lambda c: c.bm_dev_mgr_add_port(intf_name, port, ""))
+
+    def detach_port(self, port: int):
+        self._runtime(lambda c: c.bm_dev_mgr_remove_port(port))
+
     def stop(self, deleteIntfs=True):
         if self.proc is not None:
             terminate(self.proc)

@@ -9,6 +9,8 @@ Besides Mininet's commands (h1 ping 10.1.2.1, h1 traceroute -n 10.1.2.1,
 xterm, ...), the CLI has:
 
   slices                       slices and their hosts
+  slice add NAME [on N1,N2]    a new slice (default: on every node), while the testbed runs
+  slice del NAME               remove a slice and everything it holds
   fastpaths                    fastpaths: node, NPE, partitions, filters
   filters SLICEHOST            the filters of a slice host's meta-router
   stats SLICEHOST [INDEX ...]  read_stats, called on the slice host
@@ -31,6 +33,7 @@ from mininet.log import setLogLevel
 
 from .demo import spp_slice
 from .sppnet import SppNet, SppNetError, add_testbed_args
+from .topology import TopologyError
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
@@ -65,6 +68,43 @@ class SppCLI(CLI):
         for r in rows:
             r["host"] = hosts.get((r["name"], r["node"]), "")
         print(table(rows, ["name", "node", "host", "data_addr", "mgmt_addr", "lc_port"]))
+
+    def do_slice(self, line):
+        """slice add NAME [on NODE,NODE...] [overlay=PREFIX] [bw=KBPS]: a new slice while the
+        testbed runs (its hosts, secret, tunnels, meta-routers, slow paths);
+        slice del NAME: remove it, with everything it holds on the switches."""
+        args = line.split()
+        usage = ("usage: slice add NAME [on NODE,NODE...] [overlay=PREFIX] [bw=KBPS]"
+                 " | slice del NAME")
+        if len(args) < 2 or args[0] not in ("add", "del"):
+            print(usage)
+            return
+        try:
+            if args[0] == "del":
+                self.spp.del_slice(args[1])
+                print(f"slice {args[1]} removed")
+                return
+            nodes, opts, rest = None, {}, args[2:]
+            if rest[:1] == ["on"] and len(rest) > 1:
+                nodes, rest = rest[1].split(","), rest[2:]
+            for a in rest:
+                k, _, v = a.partition("=")
+                if k not in ("overlay", "bw") or not v:
+                    print(usage)
+                    return
+                opts[k] = v
+            new = self.spp.add_slice(args[1], nodes, overlay=opts.get("overlay", ""),
+                                     **({"mi_bw_kbps": int(opts["bw"])} if "bw" in opts else {}))
+        except (SppNetError, TopologyError, ValueError) as e:
+            print(f"slice {args[0]}: {e}")
+            return
+        sh = new[0]
+        print(f"slice {args[1]}: overlay {sh.router['overlay']}, hosts "
+              + ", ".join(x.name for x in new))
+        for h in self.spp.plan.hosts.values():
+            for t in h.tunnels:
+                if t["slice"] == args[1]:
+                    print(f"  {h.name}: {t['dev']} {t['overlay_addr']}")
 
     def do_fastpaths(self, _line):
         "List fastpaths: slice, node, NPE, global id, partitions, filters in use."

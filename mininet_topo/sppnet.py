@@ -33,10 +33,8 @@ from pathlib import Path
 import httpx
 
 from .bmv2 import Bmv2Error, find_bmv2
-from .capacity import link_notes
 from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
-from .picture import OPERATOR_PORT, write_picture
 from .topology import (
     CONTROLLER_ADDR,
     CONTROLLER_CTL_ADDR,
@@ -47,8 +45,12 @@ from .topology import (
     SWITCH_CTL_ADDR,
     LinkParams,
     Plan,
+    SliceHostPlan,
+    SliceSpec,
     TopologySpec,
+    add_slice,
     plan,
+    remove_slice,
     testbed_dict,
 )
 
@@ -95,6 +97,16 @@ def preflight():
             raise SppNetError(f"{tool} not found: apt-get install socat bridge-utils iproute2")
 
 
+def mgmt_commands(sh: SliceHostPlan, intf: str) -> list[str]:
+    """The controller's side of a slice host's management link: the
+    controller's address on every management link; the slice host's address
+    routed to its own link only, and packets from any other address on that
+    link dropped (strict reverse path)."""
+    return [f"ip addr add {CONTROLLER_ADDR}/32 dev {intf}",
+            f"ip route add {sh.mgmt_addr}/32 dev {intf} src {CONTROLLER_ADDR}",
+            f"sysctl -qw net.ipv4.conf.{intf}.rp_filter=1"]
+
+
 class SppNet:
     """Bring up a topology file as a testbed; ``stop()`` removes all of it."""
 
@@ -110,6 +122,9 @@ class SppNet:
         self.ctl = None                  # the controller's namespace
         self.controller: subprocess.Popen | None = None
         self.procs: list[tuple[object, subprocess.Popen]] = []
+        self.named: dict[str, subprocess.Popen] = {}      # by log name: HOST-PROGRAM.log
+        self.mgmt_intf: dict[str, str] = {}               # slice host -> controller's side
+        self.hide: tuple[Path, ...] = ()
         self.secrets: dict[str, str] = {}
         self.notes: list[str] = []
         self.url = f"http://{CONTROLLER_ADDR}:{CONTROLLER_PORT}"
@@ -141,9 +156,6 @@ class SppNet:
         if not self.netem and self._wants_netem():
             self.notes.append("this kernel has no netem: link delay and loss in the topology "
                               "are NOT applied (bandwidth limits are)")
-        # What protects the switches' packet budget, and what cannot (issue 9).
-        self.notes += link_notes({n.name: [i.bw_kbps / 1000 for i in n.interfaces]
-                                  for n in self.plan.nodes.values()})
         self.notes.append(f"end-host tunnels: {self.tunnel_mode} "
                           f"({'ip fou + ipip' if self.tunnel_mode == 'fou' else 'TUN + socat'})")
         try:
@@ -191,7 +203,7 @@ class SppNet:
                       waitConnected=False)
         self.net = net
         # What no host may see: every run directory (secrets, admin token, database).
-        hide = tuple(dict.fromkeys([RUN, self.run_dir]))
+        hide = self.hide = tuple(dict.fromkeys([RUN, self.run_dir]))
         # Links to hosts name the other node first: Mininet runs `ip link add ...
         # netns PID` in the first node's shell, and a host sees only its own PIDs.
         log.info("network: %d SPP nodes, %d end hosts, %d slice hosts", len(p.nodes),
@@ -240,16 +252,12 @@ class SppNet:
                         addr2=sh.mac)
             mgmt.append((sh, net.addLink(self.ctl, sh.name, cls=Link,
                                          intfName1=f"sppctl-mg{i}").intf1.name))
+            self.mgmt_intf[sh.name] = mgmt[-1][1]
         net.build()
         ctl = ["ip link set lo up", f"ip addr add {CONTROLLER_CTL_ADDR}/{CTL_PLEN} dev sppctl-eth0",
                "sysctl -qw net.ipv4.ip_forward=0", "sysctl -qw net.ipv6.conf.all.disable_ipv6=1"]
         for sh, intf in mgmt:
-            # The controller's address on every management link; the slice
-            # host's address routed to its own link only, and packets from
-            # any other address on that link dropped (strict reverse path).
-            ctl += [f"ip addr add {CONTROLLER_ADDR}/32 dev {intf}",
-                    f"ip route add {sh.mgmt_addr}/32 dev {intf} src {CONTROLLER_ADDR}",
-                    f"sysctl -qw net.ipv4.conf.{intf}.rp_filter=1"]
+            ctl += mgmt_commands(sh, intf)
         root = [f"ip addr add {SWITCH_CTL_ADDR}/{CTL_PLEN} dev sppmctl0",
                 f"ip route add {CONTROLLER_ADDR}/32 via {CONTROLLER_CTL_ADDR}",
                 "sysctl -qw net.ipv6.conf.sppmctl0.disable_ipv6=1"]
@@ -264,7 +272,6 @@ class SppNet:
         net.start()
         self.testbed_path = self.run_dir / "testbed.json"
         self.testbed_path.write_text(json.dumps(testbed_dict(p), indent=2) + "\n")
-        self.notes += write_picture(p, self.run_dir)     # run/<topo>/topology.svg (picture.py)
 
     def _start_controller(self):
         token_file = self.run_dir / "admin.token"
@@ -276,10 +283,7 @@ class SppNet:
             self.controller = self.ctl.popen(
                 [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
                  "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
-                 "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file),
-                 # web view and /metrics: reachable from the root namespace only
-                 "--operator", f"{CONTROLLER_CTL_ADDR}:{OPERATOR_PORT}",
-                 "--operator-from", SWITCH_CTL_ADDR],
+                 "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         (self.run_dir / "pids" / "controller.pid").write_text(f"{self.controller.pid}\n")
         deadline = time.monotonic() + 60
@@ -304,8 +308,8 @@ class SppNet:
             raise SppNetError(f"controller: {body.get('error')}: {body.get('message')}")
         return body["result"]
 
-    def _create_slices(self):
-        for sh in self.plan.slice_hosts:
+    def _create_slices(self, slice_hosts: list[SliceHostPlan] | None = None):
+        for sh in self.plan.slice_hosts if slice_hosts is None else slice_hosts:
             res = self.admin("POST", "/admin/slices", json={
                 "name": sh.slice, "node": sh.node, "mgmt_addr": sh.mgmt_addr,
                 "data_addr": sh.data_addr, "lc_port": sh.lc_port, "mac": sh.mac})
@@ -322,13 +326,16 @@ class SppNet:
             env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
             p = host.popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
         self.procs.append((host, p))
+        self.named[name] = p
         (self.run_dir / "pids" / f"{name}.pid").write_text(f"{p.pid}\n")
         return p
 
-    def _start_tunnels(self):
+    def _start_tunnels(self, slice_name: str | None = None):
         for h in self.plan.hosts.values():
             host = self.net[h.name]
             for t in h.tunnels:
+                if slice_name not in (None, t["slice"]):
+                    continue
                 tun = Tunnel(**{k: v for k, v in t.items() if k != "slice"})
                 if self.tunnel_mode == "fou":
                     for cmd in tun.fou_commands():
@@ -343,10 +350,10 @@ class SppNet:
                 for cmd in tun.tun_commands():
                     host.cmd(cmd)
 
-    def _start_routers(self):
+    def _start_routers(self, slice_hosts: list[SliceHostPlan] | None = None):
         """Each slice host configures its meta-router over REST, then runs its slow path."""
         starts = []
-        for sh in self.plan.slice_hosts:
+        for sh in self.plan.slice_hosts if slice_hosts is None else slice_hosts:
             p = self.popen(self.net[sh.name], [sys.executable, "-m", "slices.samples.ipv4_router"],
                            "router.log")
             starts.append((sh, p))
@@ -361,6 +368,107 @@ class SppNet:
                                   f"{logf.read_text()[-1500:] if logf.exists() else ''}")
             self.popen(self.net[sh.name], [sys.executable, "-m", "slices.samples.slowpath"],
                        "slowpath.log")
+
+    # ---- slices while the testbed runs ----
+    def add_slice(self, name: str, nodes: list[str] | None = None, overlay: str = "",
+                  mi_bw_kbps: int = 5_000) -> list[SliceHostPlan]:
+        """A new slice on ``nodes`` (default: every node), while the testbed
+        runs: its slot, overlay and addresses from the plan (topology.add_slice),
+        its hosts added to the running network as sandboxed as the others (own
+        management link, private /var/run/spp with its secret), the slice
+        created on each node through the admin API, the end hosts' tunnels,
+        and its meta-routers configured and their slow paths started. On any
+        failure, whatever was added is removed again (del_slice)."""
+        taken = [f"{n}{name}" for n in nodes or self.plan.nodes if f"{n}{name}" in self.net]
+        if taken:
+            raise SppNetError(f"slice {name}: {', '.join(taken)} already exists")
+        new = add_slice(self.plan, SliceSpec(name=name, overlay=overlay, mi_bw_kbps=mi_bw_kbps,
+                                             nodes=list(nodes) if nodes else None))
+        log.info("slice %s: adding %s", name, ", ".join(sh.name for sh in new))
+        try:
+            for sh in new:
+                self._add_slice_host(sh)
+            self._create_slices(new)
+            self._start_tunnels(name)
+            self._start_routers(new)
+        except BaseException:
+            self.del_slice(name)
+            raise
+        return new
+
+    def _add_slice_host(self, sh: SliceHostPlan):
+        from mininet.link import Link
+
+        from .nodes import SppHost
+        node = self.plan.nodes[sh.node]
+        d = self.run_dir / sh.name
+        d.mkdir(mode=0o700, exist_ok=True)
+        host = self.net.addHost(sh.name, cls=SppHost, spp_dir=d, hide=self.hide,
+                                ip=f"{sh.data_addr}/24", mac=sh.mac,
+                                defaultRoute=f"via {node.gpe_gateway}")
+        lc = self.net[node.lc]
+        link = self.net.addLink(lc, host, port1=sh.lc_port, cls=Link, addr1=node.gpe_mac,
+                                addr2=sh.mac)
+        used = set(self.mgmt_intf.values())
+        intf = next(f"sppctl-mg{i}" for i in range(len(used) + 1) if f"sppctl-mg{i}" not in used)
+        self.net.addLink(self.ctl, host, cls=Link, intfName1=intf)
+        self.mgmt_intf[sh.name] = intf
+        host.configDefault()                 # as Mininet's build does: data address, route
+        host.cmd("ip link set lo up")
+        for cmd in mgmt_commands(sh, intf):
+            out = self.ctl.cmd(cmd)
+            if out.strip():
+                raise SppNetError(f"controller's namespace: {cmd}: {out.strip()}")
+        host.setIP(f"{sh.mgmt_addr}/{MGMT_PLEN}", intf=f"{sh.name}-eth1")
+        lc.attach_port(link.intf1.name, sh.lc_port)
+
+    def del_slice(self, name: str):
+        """Remove a slice while the testbed runs: its programs, then everything
+        it holds on each node through the admin API (fastpaths, meta-interfaces,
+        endpoints, filters, the LC's entries for it), its hosts with their
+        links and LC ports, the end hosts' tunnels for it, and its directories."""
+        shs = self.plan.slice_hosts_of(name)
+        if not shs:
+            raise SppNetError(f"no slice {name!r}")
+        hosts = {sh.name for sh in shs}
+        devs = {(h.name, t["dev"], t["local_port"]) for h in self.plan.hosts.values()
+                for t in h.tunnels if t["slice"] == name}
+        for key, p in list(self.named.items()):
+            host = key.split("-", 1)[0]
+            if host in hosts or any(key == f"{h}-socat-{dev}.log" for h, dev, _ in devs):
+                terminate(p)
+                self.procs = [(n, q) for n, q in self.procs if q is not p]
+                del self.named[key]
+                (self.run_dir / "pids" / f"{key}.pid").unlink(missing_ok=True)
+        errors = []
+        listed = {(r["name"], r["node"]) for r in self.admin("GET", "/admin/slices")}
+        for sh in shs:
+            if (name, sh.node) in listed:
+                try:
+                    self.admin("DELETE", f"/admin/slices/{sh.node}/{name}")
+                except (SppNetError, httpx.HTTPError) as e:
+                    errors.append(f"{sh.name}: {e}")
+            self.secrets.pop(sh.name, None)
+            if sh.name in self.net:
+                host, lc = self.net[sh.name], self.net[self.plan.nodes[sh.node].lc]
+                if lc.intfs.get(sh.lc_port) is not None:
+                    try:
+                        lc.detach_port(sh.lc_port)
+                    except Exception as e:    # noqa: BLE001 (not attached: add_slice failed)
+                        log.info("%s: port %d not detached: %s", lc.name, sh.lc_port, e)
+                for other in (lc, self.ctl):
+                    self.net.delLinkBetween(other, host, allLinks=True)
+                self.net.delHost(host)
+            self.mgmt_intf.pop(sh.name, None)
+            shutil.rmtree(self.run_dir / sh.name, ignore_errors=True)
+            for f in self.run_dir.glob(f"{sh.name}-*.log"):
+                f.unlink()
+        if self.tunnel_mode == "fou":
+            for h, dev, port in devs:
+                self.net[h].cmd(f"ip link del {dev}; ip fou del port {port}")
+        remove_slice(self.plan, name)
+        if errors:
+            raise SppNetError("; ".join(errors))
 
     def router_state(self, slice_host: str) -> dict:
         return json.loads((self.run_dir / slice_host / "router.state.json").read_text())
