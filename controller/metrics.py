@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from . import pipeline as pl
 from .errors import SppError
 from .p4rt import P4RuntimeError
+from .rmp import Rmp
 from .store import loads
 from .thrift_api import ThriftError
 
@@ -73,7 +74,8 @@ def _db_state(store) -> dict:
     for kind, items in rows.items():
         for r in items:
             if kind == "filters":
-                r = {"fid": r["fid"], **loads(r["data"]), "fastpath_id": r["fastpath_id"]}
+                r = {**Rmp._filter_view(r["fid"], loads(r["data"])),    # as get_fltr_byfid
+                     "fastpath_id": r["fastpath_id"]}
             by_fp[r["fastpath_id"]][kind].append(r)
     out = {s["id"]: {**s, "fastpaths": [], "endpoints": [], "periodic": []} for s in slices}
     for f in by_fp.values():

@@ -51,7 +51,7 @@ function rate(key, t, v) {
 }
 
 function spark(key, w, h) {
-  const c = el("canvas", { class: "spark", width: w || 120, height: h || 22 });
+  const c = el("canvas", { class: "spark", width: w || 160, height: h || 26 });
   c.dataset.key = key;
   return c;
 }
@@ -77,7 +77,7 @@ function plot(c, h, color) {
   g.stroke();
   g.fillStyle = "#555";
   g.font = "10px Helvetica";
-  g.fillText(fmt(max) + "/s", c.width - 48, 10);
+  g.fillText("max " + fmt(max) + "/s", 2, 9);
 }
 
 function renderSwitches(s) {
