@@ -20,6 +20,12 @@ NL = "\n"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
 
 
+def web_url() -> str:
+    """The operator listener of `make run`'s controller, from the root namespace."""
+    from .topology import CONTROLLER_CTL_ADDR
+    return f"http://{CONTROLLER_CTL_ADDR}:{OPERATOR_PORT}/"
+
+
 class GraphvizMissing(RuntimeError):
     pass
 

@@ -32,6 +32,7 @@ from mininet.cli import CLI
 from mininet.log import setLogLevel
 
 from .demo import spp_slice
+from .picture import web_url
 from .sppnet import SppNet, SppNetError, add_testbed_args
 from .topology import TopologyError
 
@@ -197,6 +198,7 @@ def main(argv=None) -> int:
             logs = os.path.relpath(spp.run_dir)
             print(f"SPP testbed {spp.spec.name} up in {spp.timings['ready']:.1f} s "
                   f"(logs: {spp.run_dir if logs.startswith('..') else logs})")
+            print(f"web view: {web_url()}  (Prometheus: {web_url()}metrics; this machine only)")
             for n in spp.notes:
                 print(f"note: {n}")
             if spp.with_slices:

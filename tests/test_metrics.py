@@ -253,3 +253,57 @@ def test_prometheus_scrapes_the_controller(controller, slices, live_node, tmp_pa
             prom.kill()
         log.close()
         op.stop()
+
+
+FETCH = """
+import json, sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=3)
+    print(json.dumps({"status": r.status, "body": r.read(300).decode(errors="replace")}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read(300).decode(errors="replace")}))
+except Exception as e:
+    print(json.dumps({"status": None, "body": repr(e)}))
+"""
+
+
+def fetch_from(host, url: str) -> dict:
+    import json
+    out = host.cmd(f"/usr/bin/python3 -c '{FETCH}' {url}")
+    return json.loads(out[out.index('{"status"'):])    # after the shell's "> " prompts
+
+
+@needs_bmv2
+@pytest.mark.skipif(not shutil.which("dot"), reason="Graphviz is not installed (Debian: "
+                                                    "apt-get install graphviz)")
+def test_testbed_operator_view_from_root_namespace_only():
+    """make run's testbed: run/<topo>/topology.svg is drawn; the operator
+    listener answers the machine (root namespace) with /metrics and the page;
+    a slice host gets ENOENT from the slice API's listener, cannot reach the
+    operator listener, and when it adds a route to it, is refused (EADMIN);
+    an end host cannot reach it either."""
+    import httpx
+
+    from mininet_topo.picture import web_url
+    from mininet_topo.sppnet import SppNet
+    from mininet_topo.topology import CONTROLLER_ADDR, CONTROLLER_CTL_ADDR, CONTROLLER_PORT
+    with SppNet("default") as spp:
+        svg = (spp.run_dir / "topology.svg").read_text()
+        assert "<svg" in svg and "spp1npe" in svg and "slice rtr" in svg
+        smp = samples(httpx.get(web_url() + "metrics", timeout=10).text)
+        for sw in ("spp1lc", "spp1npe", "spp2lc", "spp2npe"):
+            assert value(smp, "spp_switch_up", switch=sw, node=sw[:4]) == 1, sw
+        assert httpx.get(web_url(), timeout=10).text.startswith("<!doctype html>")
+        assert "<svg" in httpx.get(web_url() + "topology.svg", timeout=10).text
+        sh = spp.plan.slice_hosts[0]
+        host = spp.net[sh.name]
+        r = fetch_from(host, f"http://{CONTROLLER_ADDR}:{CONTROLLER_PORT}/metrics")
+        assert r["status"] == 404 and "ENOENT" in r["body"], r
+        r = fetch_from(host, web_url() + "metrics")
+        assert r["status"] is None, r                  # no route to it
+        host.cmd(f"ip route add {CONTROLLER_CTL_ADDR}/32 dev {sh.name}-eth1")
+        r = fetch_from(host, web_url() + "metrics")
+        assert r["status"] == 403 and "EADMIN" in r["body"], r
+        h1 = spp.net[next(iter(spp.plan.hosts))]
+        r = fetch_from(h1, web_url() + "metrics")
+        assert r["status"] is None, r

@@ -124,3 +124,4 @@ def test_web_view_live(controller, slices, live_node, browser):
             assert Path(LOGS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         op.stop()
+
