@@ -420,7 +420,7 @@ def plan_slice(spec: TopologySpec, nodes: dict[str, NodePlan], hosts: dict[str, 
                   "overlay": sl.overlay, "meta_ifs": meta_ifs, "routes": routes,
                   "fastpath": {"bw": sl.mi_bw_kbps * max(1, len(meta_ifs)),
                                "filters": 4 * (len(routes) + len(meta_ifs)) + 8,
-                               "queues": max(1, len(meta_ifs)), "buffers": 256,
+                               "queues": max(1, len(meta_ifs)), "buffers": 64,
                                "stats": len(routes) + len(meta_ifs) + 2,
                                "sram": 64, "dram": 0}}
         out.append(SliceHostPlan(
