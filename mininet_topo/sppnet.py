@@ -33,8 +33,10 @@ from pathlib import Path
 import httpx
 
 from .bmv2 import Bmv2Error, find_bmv2
+from .capacity import link_notes
 from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
+from .picture import OPERATOR_PORT, write_picture
 from .topology import (
     CONTROLLER_ADDR,
     CONTROLLER_CTL_ADDR,
@@ -156,6 +158,9 @@ class SppNet:
         if not self.netem and self._wants_netem():
             self.notes.append("this kernel has no netem: link delay and loss in the topology "
                               "are NOT applied (bandwidth limits are)")
+        # What protects the switches' packet budget, and what cannot (issue 9).
+        self.notes += link_notes({n.name: [i.bw_kbps / 1000 for i in n.interfaces]
+                                  for n in self.plan.nodes.values()})
         self.notes.append(f"end-host tunnels: {self.tunnel_mode} "
                           f"({'ip fou + ipip' if self.tunnel_mode == 'fou' else 'TUN + socat'})")
         try:
@@ -272,6 +277,7 @@ class SppNet:
         net.start()
         self.testbed_path = self.run_dir / "testbed.json"
         self.testbed_path.write_text(json.dumps(testbed_dict(p), indent=2) + "\n")
+        self.notes += write_picture(p, self.run_dir)     # run/<topo>/topology.svg (picture.py)
 
     def _start_controller(self):
         token_file = self.run_dir / "admin.token"
@@ -283,7 +289,10 @@ class SppNet:
             self.controller = self.ctl.popen(
                 [sys.executable, "-m", "controller", "--testbed", str(self.testbed_path),
                  "--db", str(self.run_dir / "spp.db"), "--admin-token-file", str(token_file),
-                 "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file)],
+                 "--listen", f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}", "--log-file", str(log_file),
+                 # web view and /metrics: reachable from the root namespace only
+                 "--operator", f"{CONTROLLER_CTL_ADDR}:{OPERATOR_PORT}",
+                 "--operator-from", SWITCH_CTL_ADDR],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         (self.run_dir / "pids" / "controller.pid").write_text(f"{self.controller.pid}\n")
         deadline = time.monotonic() + 60
