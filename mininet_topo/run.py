@@ -62,6 +62,11 @@ class SppCLI(CLI):
             return False
         return True
 
+    def do_web(self, _line):
+        "Where the web view and the Prometheus metrics are (this machine only)."
+        print(f"web view: {web_url()}  metrics: {web_url()}metrics  "
+              f"topology: {self.spp.run_dir / 'topology.svg'}")
+
     def do_slices(self, _line):
         "List slices, their nodes, data and management addresses."
         rows = self.spp.admin("GET", "/admin/slices")

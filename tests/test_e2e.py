@@ -198,6 +198,8 @@ def test_make_run_cli_as_a_person_types_it(tmp_path):
         assert "pre_packets" in out, out
         out = term.type("spp spp1rtr2 get_ifattrs ifn=2")
         assert '"ifn": 2' in out, out
+        out = term.type("web")
+        assert re.search(r"web view: http://[\d.]+:\d+/ +metrics: http://", out), out
         out = term.type("spp1rtr2 .venv/bin/spp-slice get_interfaces")
         assert json.loads(out) == [1, 2], out
         term.p.sendline("exit")
