@@ -239,8 +239,8 @@ def scale_section(sc: dict) -> list[str]:
             lines.append(f"| {r[key]} | {r['up_s']:.1f} | {'yes' if r['ping'] else 'NO'} | "
                          f"{r.get('switches', '–')} | {_f(r.get('rss_mb_median'))} |")
         if rows and all(r["ping"] for r in rows):
-            cap = " (9 is the topology format's cap: one /16 overlay per slice)" \
-                if key == "slices" else ""
+            cap = (" (the address plan allows 200; one NPE per node holds 64 sample "
+                   "meta-routers' fastpaths, by their buffers)") if key == "slices" else ""
             lines += ["", f"No failure up to {rows[-1][key]} {key}, the largest tried{cap}; "
                       "bring-up time grows about linearly."]
         elif rows:

@@ -181,7 +181,7 @@ def sweep(label: str, values, make, log=print, budget_s: float = 150) -> list[di
     return rows
 
 
-def run(log=print, nodes=(2, 4, 8, 16, 32, 48), slices=(1, 3, 6, 9),
+def run(log=print, nodes=(2, 4, 8, 16, 32, 48), slices=(1, 4, 8, 16, 24),
         hosts=(2, 8, 32, 64, 128)) -> dict:
     return {"per_npe": per_npe(log),
             "nodes": sweep("nodes", nodes, lambda n: chain(n), log),
