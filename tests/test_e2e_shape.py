@@ -102,6 +102,51 @@ def test_two_slices_on_the_two_npes_of_each_node(spp):
         assert len([e for e in sw[npe] if e[0] == "NpeIngress.fastpath.fastpath"]) == 1, npe
 
 
+def test_fastpath_moves_to_the_least_loaded_npe_when_reallocated(spp):
+    """A freed and reallocated fastpath goes where the load now is least,
+    which need not be the NPE it had; the switches hold exactly the database
+    throughout (nothing of it stays behind on the old NPE)."""
+    host = spp.net["spp1rtr"]
+
+    def call(fn, **args) -> dict:
+        out = host.cmd(f"{spp.run_dir.parent.parent / '.venv/bin/spp-slice'} {fn} "
+                       + " ".join(f"{k}={v}" for k, v in args.items()))
+        return json.loads(out[out.index("{"):] if "{" in out else "null")
+
+    def npe_of(fpid) -> str:
+        return next(r["npe"] for r in spp.admin("GET", "/admin/state")["fastpaths"]
+                    if r["node"] == "spp1" and r["slice"] == "rtr" and r["local_id"] == fpid)
+
+    def load() -> dict:
+        fps = [r for r in spp.admin("GET", "/admin/state")["fastpaths"] if r["node"] == "spp1"]
+        return {n: sum(1 for r in fps if r["npe"] == n) for n in ("spp1npe", "spp1npe2")}
+
+    size = {"bw": 100, "filters": 1, "queues": 1, "buffers": 1, "stats": 1}
+    made = []
+    try:
+        x = call("alloc_fastpath", **size)["fpid"]
+        made.append(x)
+        first = npe_of(x)
+        # Two more (least loaded first: one lands on each NPE), then free the
+        # one on the other NPE, and x: the other NPE is now the less loaded.
+        made += [call("alloc_fastpath", **size)["fpid"] for _ in range(2)]
+        others = [f for f in made if f != x and npe_of(f) != first]
+        assert others, load()
+        for f in others:
+            call("free_fastpath", fpid=f)
+            made.remove(f)
+        call("free_fastpath", fpid=x)
+        made.remove(x)
+        again = call("alloc_fastpath", **size)["fpid"]
+        made.append(again)
+        assert npe_of(again) != first, (first, load())
+        assert_switches_are_the_database(spp, "after the move")
+    finally:
+        for f in made:
+            call("free_fastpath", fpid=f)
+    assert_switches_are_the_database(spp, "after freeing")
+
+
 def test_slice_added_and_deleted_while_running(spp, tmp_path):
     """`slice add web on spp1,spp2` in make run's CLI: new sandboxed slice
     hosts with their secret, tunnels on the end hosts, meta-routers that
