@@ -504,14 +504,6 @@ class SwitchConnection:
         except grpc.RpcError as e:
             raise self._fail("read", e) from None
 
-    def write_counter(self, counter: str, index: int, packets: int = 0, bytes_: int = 0):
-        """Set one counter cell (clear_stats writes zeros)."""
-        self.write([(MODIFY, CounterCell(counter, index, packets, bytes_))])
-
-    def clear_counters(self, counter: str, start: int, count: int):
-        """Zero cells [start, start + count) of a counter array in one batch."""
-        self.write([(MODIFY, CounterCell(counter, i)) for i in range(start, start + count)])
-
     def set_meter(self, meter: str, index: int, rate: int | None, burst: int = 0):
         """Configure an indirect meter as a single-rate policer.
 
