@@ -5,37 +5,62 @@ with minimal.p4 and the full program. A stage the packet needs to be forwarded
 at all (tunnel, filter, encapsulation, route) cannot be taken out; the others
 can, and full minus stage says what that stage costs.
 
+Besides packets/s, each row says how many tables the compiled program has and
+how many a forwarded packet walks: counted in BMv2's own trace of three
+packets (a switch run once with --log-level trace), since BMv2's cost per
+packet follows the tables walked far more than anything else (docs/npe.md).
+
     sudo .venv/bin/python -m bench.ablation        # about 2 minutes
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
 from controller import pipeline as pl
+from mininet_topo import bmv2
 
 from . import dataplane
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name -> (file under p4/, text, replacement): the stage's call, skipped.
+# name -> [(file under p4/, text, replacement)]: the stage's work, skipped.
 VARIANTS = {
     "full npe.p4": [],
     "- stats (pre and post counters)": [
-        ("npe.p4", "                stats.apply(meta);", "                meta.counted = 0;"),
-        ("npe.p4", "            stats.apply(meta);\n        }\n    }\n}",
-         "        }\n    }\n}")],
+        ("npe.p4", "            if (meta.result != RESULT_NONE) {\n"
+                   "                stats.apply(meta);\n"
+                   "            }\n", ""),
+        ("npe.p4", "        } else {\n            stats.apply(meta);\n        }", "        }")],
     "- meters (queue and fastpath)": [
-        ("npe.p4", "            queue.apply(meta);", "            meta.queued = 0;"),
-        ("npe.p4", "            bandwidth.apply(meta);", "            meta.queued = meta.queued;")],
+        ("include/control/encap.p4",
+         "        queue_rate.execute_meter(meta.queue_global, meta.queue_color);\n"
+         "        fastpath_rate.execute_meter(\n"
+         "            meta.queue_color == V1MODEL_METER_COLOR_RED ? 32w0 : "
+         "(index_t)meta.fastpath,\n"
+         "            meta.fastpath_color);\n", ""),
+        ("include/control/encap.p4",
+         "        fastpath_rate.execute_meter((index_t)meta.fastpath, meta.fastpath_color);\n",
+         "")],
     "- validation (inner IPv4, checksum)": [
-        ("npe.p4", "        validate.apply(hdr, meta, std_meta);", "        meta.malformed = 0;"),
+        ("include/control/tunnel.p4", "hdr.metanet.isValid() || IPV4_MALFORMED(",
+         "hdr.metanet.isValid() || false && IPV4_MALFORMED("),
+        ("include/control/tunnel.p4", "!hdr.fwd_key.isValid() || IPV4_MALFORMED(",
+         "!hdr.fwd_key.isValid() || false && IPV4_MALFORMED("),
         ("include/npe_parser.p4", "        verify_checksum(", "        verify_checksum(false &&")],
     "- egress (threshold, occupancy)": [
-        ("npe.p4", "        queue.apply(meta, std_meta);", "")],
+        ("npe.p4", "        queue.apply(meta, std_meta);\n", "")],
 }
 
 
@@ -60,8 +85,61 @@ def build(variant: list, out: Path) -> Path:
 
 
 def tables(json_path: Path) -> int:
-    import json
     return sum(len(p["tables"]) for p in json.loads(json_path.read_text())["pipelines"])
+
+
+class _TraceSpec(bmv2.SwitchSpec):
+    """A switch that logs BMv2's per-packet trace to its log file."""
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        i = cmd.index("--log-level")
+        cmd[i + 1] = "trace"
+        cmd.insert(i, "--log-console")
+        return cmd
+
+
+@contextmanager
+def _tracing():
+    saved = dataplane.SwitchSpec
+    dataplane.SwitchSpec = _TraceSpec
+    try:
+        yield
+    finally:
+        dataplane.SwitchSpec = saved
+
+
+def walk(work: Path, case: str = "fastpath", packets: int = 3) -> dict:
+    """What one packet of ``case`` walks in BMv2, from its trace: tables
+    applied, conditions evaluated, action primitives, headers extracted and
+    deparsed, trace lines (each a formatted message, even with logging
+    off in a build with logging macros)."""
+    with _tracing(), dataplane.Setup(case, work) as s:
+        pcap = work / f"walk-{case}.pcap"
+        wrpcap(str(pcap), [Ether(s.frame(64, i)) for i in range(packets)])
+        s.ns.run("tcpreplay", "-q", "-i", "gen0", str(pcap))
+        log = work / ("npe.log" if case in ("fastpath", "slowpath") else f"{case}.log")
+        deadline = time.monotonic() + 10
+        while log.read_text(errors="replace").count("Transmitting packet") < packets:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ablation: {case} did not forward the trace packets")
+            time.sleep(0.2)
+        text = log.read_text(errors="replace")
+    per = {}
+    for line in text.splitlines():
+        m = re.search(r"\[(\d+)\.\d+\] \[cxt \d+\] (.*)", line)
+        if m:
+            per.setdefault(m.group(1), []).append(m.group(2))
+    kinds = (("tables", "Applying table"), ("conditions", "Condition"),
+             ("primitives", "Primitive"), ("extracted", "Extracting header"),
+             ("deparsed", "Deparsing header"))
+    first = next(iter(per.values()))
+    c = Counter()
+    for msg in first:
+        for name, pattern in kinds:
+            if pattern in msg[:60]:
+                c[name] += 1
+    return {**{name: c[name] for name, _ in kinds}, "trace_lines": len(first)}
 
 
 def run(size: int = 64, seconds: float = 3.0, runs: int = 2, log=print) -> dict:
@@ -71,7 +149,8 @@ def run(size: int = 64, seconds: float = 3.0, runs: int = 2, log=print) -> dict:
         with dataplane.Setup("minimal", work) as s:
             base = max(s.throughput(size, seconds)["pps"] for _ in range(runs))
         out["minimal_pps"] = base
-        log(f"  minimal.p4: {base:,.0f} packets/s")
+        out["minimal_walk"] = walk(work, "minimal")
+        log(f"  minimal.p4: {base:,.0f} packets/s, walks {out['minimal_walk']}")
         saved = pl.BUILD
         try:
             for i, (name, variant) in enumerate(VARIANTS.items()):
@@ -79,15 +158,14 @@ def run(size: int = 64, seconds: float = 3.0, runs: int = 2, log=print) -> dict:
                 with dataplane.Setup("fastpath", work) as s:
                     pps = max(s.throughput(size, seconds)["pps"] for _ in range(runs))
                 row = {"variant": name, "pps": pps, "ratio": pps / base if base else None,
-                       "tables": tables(pl.BUILD / "npe.json")}
+                       "tables": tables(pl.BUILD / "npe.json"), "walk": walk(work)}
                 out["rows"].append(row)
                 log(f"  {name:<36} {pps:>8,.0f} packets/s  {row['ratio']:.2f}x minimal, "
-                    f"{row['tables']} tables")
+                    f"{row['tables']} tables, walks {row['walk']}")
         finally:
             pl.BUILD = saved
     return out
 
 
 if __name__ == "__main__":
-    import json
     print(json.dumps(run(), indent=1))

@@ -56,18 +56,16 @@ def lc_port_stamp(port: int) -> int:
 class Npe:
     """Names of npe.p4's P4Runtime objects."""
 
-    PHYS_IF = "NpeIngress.tunnel.phys_if"
     TUNNEL = "NpeIngress.tunnel.tunnel"
-    FASTPATH = "NpeIngress.fastpath.fastpath"
+    FASTPATH = "NpeIngress.encap.fastpath"
     FILTER = "NpeIngress.filter.filter"
-    META_IF = "NpeIngress.meta_if_encap.meta_if"
-    SLICE_ENDPOINT = "NpeIngress.slice_encap.slice_endpoint"
+    META_IF = "NpeIngress.encap.meta_if"
     ROUTE = "NpeIngress.route.route"
     QUEUE_PARAMS = "NpeEgress.queue.queue_params"
     STATS_PRE = "NpeIngress.stats.stats_pre"
     STATS_POST = "NpeEgress.stats.stats_post"
-    QUEUE_RATE = "NpeIngress.queue.queue_rate"
-    FASTPATH_RATE = "NpeIngress.bandwidth.fastpath_rate"
+    QUEUE_RATE = "NpeIngress.encap.queue_rate"
+    FASTPATH_RATE = "NpeIngress.encap.fastpath_rate"
     DROPS_IN = "NpeIngress.drops"
     DROPS_OUT = "NpeEgress.drops"
     # Registers: BMv2 Thrift names (P4Runtime on BMv2 does not serve them).
@@ -122,30 +120,48 @@ def _local_addr(table, addr):
 
 # ---- NPE -----------------------------------------------------------------
 
-def npe_peering(addr) -> Entry:
-    """Mark an address as peering: its tunnels are keyed on the peer too."""
-    return Entry.make(Npe.PHYS_IF, {"dst_addr": addr}, "NpeIngress.tunnel.peering")
+@dataclass(frozen=True)
+class Partition:
+    """A fastpath and its share of the NPE's stats and queues: [base, base + count).
+
+    Every tunnel entry of the fastpath carries it (npe.p4 looks up tunnel
+    and partition at once), so it is fixed while the fastpath exists."""
+
+    fastpath: int               # global fastpath id (gid)
+    stats_base: int
+    stats_count: int
+    queue_base: int
+    queue_count: int
+
+    def params(self) -> dict:
+        return {"fastpath": self.fastpath, "stats_base": self.stats_base,
+                "stats_count": self.stats_count, "queue_base": self.queue_base,
+                "queue_count": self.queue_count}
 
 
-def npe_meta_if_tunnel(fastpath, meta_if, addr, port, peer_addr=0) -> Entry:
-    """Decap: tunnel packets to (addr, port) [from peer_addr] are on this meta-interface."""
-    return Entry.make(Npe.TUNNEL, {"dst_addr": addr, "dst_port": port, "peer_addr": peer_addr},
-                      "NpeIngress.tunnel.from_meta_if", {"fastpath": fastpath, "meta_if": meta_if})
+def npe_meta_if_tunnel(part: Partition, meta_if, addr, port, peer_addr=0) -> Entry:
+    """Decap: tunnel packets to (addr, port) [only from peer_addr, if given]
+    are on this meta-interface of the fastpath."""
+    return Entry.make(Npe.TUNNEL, {"dst_addr": addr, "dst_port": port},
+                      "NpeIngress.tunnel.from_meta_if",
+                      {**part.params(), "meta_if": meta_if, "peer_addr": peer_addr})
 
 
-def npe_slice_tunnel(fastpath, npe_addr, port, slice_addr, lc_port) -> Entry:
+def npe_slice_tunnel(part: Partition, npe_addr, port, slice_addr, lc_port) -> Entry:
     """Decap: the slice host sends its packets back to (npe_addr, port), from
     its address and through its own LC port (the LC's stamp)."""
-    return Entry.make(Npe.TUNNEL, {"dst_addr": npe_addr, "dst_port": port,
-                                   "peer_addr": slice_addr},
+    return Entry.make(Npe.TUNNEL, {"dst_addr": npe_addr, "dst_port": port},
                       "NpeIngress.tunnel.from_slice",
-                      {"fastpath": fastpath, "lc_stamp": lc_port_stamp(lc_port)})
+                      {**part.params(), "slice_addr": slice_addr,
+                       "lc_stamp": lc_port_stamp(lc_port)})
 
 
-def npe_fastpath(fastpath, local_id, stats_base, stats_count, queue_base, queue_count) -> Entry:
-    return Entry.make(Npe.FASTPATH, {"fastpath": fastpath}, "NpeIngress.fastpath.set_partition",
-                      {"local_id": local_id, "stats_base": stats_base, "stats_count": stats_count,
-                       "queue_base": queue_base, "queue_count": queue_count})
+def npe_fastpath(fastpath, local_id, slice_addr, ld_port, exc_port, npe_addr, ret_port) -> Entry:
+    """The fastpath's own entry: its number in the slice, and where local
+    delivery (ld_port) and exceptions (exc_port) go, from (npe_addr, ret_port)."""
+    return Entry.make(Npe.FASTPATH, {"fastpath": fastpath}, "NpeIngress.encap.to_slice",
+                      {"local_id": local_id, "slice_addr": slice_addr, "ld_port": ld_port,
+                       "exc_port": exc_port, "npe_addr": npe_addr, "ret_port": ret_port})
 
 
 def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: FilterResult) -> Entry:
@@ -173,19 +189,11 @@ def npe_meta_if(fastpath, meta_if, src_addr, src_port, peer_addr=None) -> Entry:
     """Encap: a meta-interface's own endpoint (and its peer, if peering)."""
     if peer_addr:
         return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
-                          "NpeIngress.meta_if_encap.encap_peering",
+                          "NpeIngress.encap.encap_peering",
                           {"src_addr": src_addr, "src_port": src_port, "peer_addr": peer_addr})
     return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
-                      "NpeIngress.meta_if_encap.encap",
+                      "NpeIngress.encap.encap",
                       {"src_addr": src_addr, "src_port": src_port})
-
-
-def npe_slice_endpoint(fastpath, kind, dst_addr, dst_port, src_addr, src_port) -> Entry:
-    """Where local-delivery (kind 1) or exception (kind 2) traffic goes."""
-    return Entry.make(Npe.SLICE_ENDPOINT, {"fastpath": fastpath, "kind": kind},
-                      "NpeIngress.slice_encap.to_slice",
-                      {"dst_addr": dst_addr, "dst_port": dst_port,
-                       "src_addr": src_addr, "src_port": src_port})
 
 
 def npe_queue_params(queue_global, threshold) -> Entry:

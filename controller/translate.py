@@ -74,18 +74,20 @@ def police_rates(npe: Npe, fastpaths: list[dict]) -> dict[int, tuple[int, int] |
     return out
 
 
+def partition(fp: dict) -> pl.Partition:
+    """The fastpath's partition, as its tunnel entries carry it."""
+    return pl.Partition(fp["gid"], fp["stats_base"], fp["n_stats"], fp["queue_base"],
+                        fp["n_queues"])
+
+
 def fastpath_entries(fp: dict, slice_: dict, npe: Npe) -> list[Entry]:
-    """Partition, the slice's return tunnel, and the two slice endpoints."""
+    """The fastpath's own entry (its slice endpoints) and the slice's return tunnel."""
     gid = fp["gid"]
     return [
-        pl.npe_fastpath(gid, fp["local_id"], fp["stats_base"], fp["n_stats"],
-                        fp["queue_base"], fp["n_queues"]),
-        pl.npe_slice_tunnel(gid, npe.addr, fp["ret_port"], slice_["data_addr"],
+        pl.npe_fastpath(gid, fp["local_id"], slice_["data_addr"], fp["ld_port"], fp["exc_port"],
+                        npe.addr, fp["ret_port"]),
+        pl.npe_slice_tunnel(partition(fp), npe.addr, fp["ret_port"], slice_["data_addr"],
                             slice_["lc_port"]),
-        pl.npe_slice_endpoint(gid, pl.METANET_LOCAL_DELIVERY, slice_["data_addr"],
-                              fp["ld_port"], npe.addr, fp["ret_port"]),
-        pl.npe_slice_endpoint(gid, pl.METANET_EXCEPTION, slice_["data_addr"],
-                              fp["exc_port"], npe.addr, fp["ret_port"]),
     ]
 
 
@@ -93,7 +95,7 @@ def meta_if_entries(fp: dict, mi: dict, node: Node, npe: Npe) -> tuple[list[Entr
     """(NPE entries, LC entries) of a meta-interface."""
     iface = node.interface(mi["ifn"])
     peer = iface.peer if iface.peering else 0
-    npe_entries = [pl.npe_meta_if_tunnel(fp["gid"], mi["mi"], mi["addr"], mi["port"], peer),
+    npe_entries = [pl.npe_meta_if_tunnel(partition(fp), mi["mi"], mi["addr"], mi["port"], peer),
                    pl.npe_meta_if(fp["gid"], mi["mi"], mi["addr"], mi["port"], peer or None)]
     lc_entries = [pl.lc_meta_if(mi["addr"], mi["port"], npe.lc_port, npe.lc_mac, npe.mac,
                                 lc_police_index(node, npe, fp["gid"]))]
@@ -128,11 +130,8 @@ def slice_entries(slice_: dict, node: Node) -> list[Entry]:
 
 
 def npe_base_entries(node: Node, npe: Npe) -> list[Entry]:
-    out = [pl.npe_route("0.0.0.0", 0, npe.port, npe.mac, npe.lc_mac),
-           pl.npe_local_addr(npe.addr),
-           pl.npe_peering(npe.addr)]          # slice return tunnels are keyed by source
-    out += [pl.npe_peering(i.addr) for i in node.interfaces if i.peering]
-    return out
+    return [pl.npe_route("0.0.0.0", 0, npe.port, npe.mac, npe.lc_mac),
+            pl.npe_local_addr(npe.addr)]
 
 
 def lc_base_entries(node: Node) -> list[Entry]:

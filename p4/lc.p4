@@ -30,7 +30,7 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
     SourceGuard() guard;
     NpeDemux() demux;
     Nat() nat;
-    Route() route;
+    Route(LC_DROP_LOCAL, LC_DROP_NO_ROUTE) route;
 
     apply {
         meta.drop_reason = NO_DROP;
@@ -47,14 +47,8 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
             }
             if (meta.drop_reason == NO_DROP && to_npe == 0) {
                 nat.apply(hdr, meta);
-                bit<1> local;
-                bit<1> routed;
-                route.apply(hdr.ipv4.dst_addr, hdr.ethernet, std_meta, local, routed);
-                if (local == 1) {
-                    meta.drop_reason = LC_DROP_LOCAL;
-                } else if (routed == 0) {
-                    meta.drop_reason = LC_DROP_NO_ROUTE;
-                } else if (meta.stamp == 1) {
+                route.apply(hdr.ipv4.dst_addr, hdr.ethernet, std_meta, meta.drop_reason);
+                if (meta.drop_reason == NO_DROP && meta.stamp == 1) {
                     // To an NPE from a slice host: which port it came from.
                     hdr.ethernet.src_addr = LC_PORT_STAMP | (mac_addr_t)std_meta.ingress_port;
                 }

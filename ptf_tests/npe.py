@@ -14,21 +14,18 @@ from scapy.packet import Raw
 from controller.pipeline import (
     LOOKUP_META_IF,
     LOOKUP_SUBSTRATE,
-    METANET_EXCEPTION,
-    METANET_LOCAL_DELIVERY,
     NPE_DROP,
     FilterResult,
     Npe,
+    Partition,
     lc_port_stamp,
     npe_fastpath,
     npe_filter,
     npe_local_addr,
     npe_meta_if,
     npe_meta_if_tunnel,
-    npe_peering,
     npe_queue_params,
     npe_route,
-    npe_slice_endpoint,
     npe_slice_tunnel,
 )
 from slices import metanet as mn
@@ -55,14 +52,11 @@ class Fastpath:
         self.mi_ports = mi_ports or {1: 20001, 2: 20002}
         self.slice_addr, self.ret_port = slice_addr, ret_port
         self.ld_port, self.exc_port = ld_port, exc_port
-        self.entries = [npe_fastpath(fp, local, stats_base, stats_count, queue_base, queue_count),
-                        npe_slice_tunnel(fp, NPE_ADDR, ret_port, slice_addr, lc_port),
-                        npe_slice_endpoint(fp, METANET_LOCAL_DELIVERY, slice_addr, ld_port,
-                                           NPE_ADDR, ret_port),
-                        npe_slice_endpoint(fp, METANET_EXCEPTION, slice_addr, exc_port,
-                                           NPE_ADDR, ret_port)]
+        self.part = Partition(fp, stats_base, stats_count, queue_base, queue_count)
+        self.entries = [npe_fastpath(fp, local, slice_addr, ld_port, exc_port, NPE_ADDR, ret_port),
+                        npe_slice_tunnel(self.part, NPE_ADDR, ret_port, slice_addr, lc_port)]
         for mi, port in self.mi_ports.items():
-            self.entries += [npe_meta_if_tunnel(fp, mi, IF1, port),
+            self.entries += [npe_meta_if_tunnel(self.part, mi, IF1, port),
                              npe_meta_if(fp, mi, IF1, port)]
 
     def filter(self, fid, result, lookup=LOOKUP_META_IF, **key_masks):
@@ -125,9 +119,7 @@ class NpeTest(SwitchTest):
         super().setUp()
         self.sw.insert([npe_route("0.0.0.0", 0, TO_LC, NPE_MAC, LC_MAC),
                         npe_route("10.0.2.0", 24, TO_SLICES, NPE_MAC, LC_SLICE_MAC),
-                        npe_local_addr(NPE_ADDR),
-                        # Slice return tunnels are keyed on the slice host's address.
-                        npe_peering(NPE_ADDR)])
+                        npe_local_addr(NPE_ADDR)])
 
     def install(self, *entries):
         self.sw.insert([e for group in entries for e in (group if isinstance(group, list)
@@ -382,8 +374,8 @@ class PeeringMetaIf(NpeTest):
 
     def runTest(self):
         fp = Fastpath()
-        self.install(fp.entries, npe_peering(IF2),
-                     npe_meta_if_tunnel(fp.fp, 3, IF2, 20003, peer_addr=PEER2),
+        self.install(fp.entries,
+                     npe_meta_if_tunnel(fp.part, 3, IF2, 20003, peer_addr=PEER2),
                      npe_meta_if(fp.fp, 3, IF2, 20003, peer_addr=PEER2),
                      fp.filter(1, fwd(mi=3, nh="1.2.3.4", port=30003), meta_if=(1, 0xFFFF)),
                      fp.filter(2, fwd(mi=1, port=30001), meta_if=(3, 0xFFFF)))

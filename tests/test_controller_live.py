@@ -71,10 +71,12 @@ def test_rest_calls_program_the_switches(controller, slices):
     row = ctl.store.one("SELECT * FROM fastpaths")
     gid, qbase = row["gid"], row["queue_base"]
     npe = switch_entries(ctl, "npe")
-    for e in [pl.npe_fastpath(gid, 1, row["stats_base"], 8, qbase, 4),
-              pl.npe_meta_if_tunnel(gid, mi1["mi"], IF1, mi1["port"]),
+    part = pl.Partition(gid, row["stats_base"], 8, qbase, 4)
+    for e in [pl.npe_fastpath(gid, 1, SLICE_A, fp["ld_endpoint"]["port"],
+                              fp["exc_endpoint"]["port"], NPE_ADDR, fp["ret_endpoint"]["port"]),
+              pl.npe_meta_if_tunnel(part, mi1["mi"], IF1, mi1["port"]),
               pl.npe_meta_if(gid, mi2["mi"], IF1, mi2["port"]),
-              pl.npe_slice_tunnel(gid, NPE_ADDR, fp["ret_endpoint"]["port"], SLICE_A, 2),
+              pl.npe_slice_tunnel(part, NPE_ADDR, fp["ret_endpoint"]["port"], SLICE_A, 2),
               pl.npe_filter(gid, 10, 0, {"dst_addr": "10.1.0.0"}, {"dst_addr": "255.255.0.0"},
                             pl.FilterResult(**FWD)),
               pl.npe_queue_params(qbase, 32)]:

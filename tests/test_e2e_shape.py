@@ -99,7 +99,7 @@ def test_two_slices_on_the_two_npes_of_each_node(spp):
     assert_switches_are_the_database(spp, "two NPEs")
     sw = switches_now(spp)
     for npe in ("spp1npe", "spp1npe2", "spp2npe", "spp2npe2"):
-        assert len([e for e in sw[npe] if e[0] == "NpeIngress.fastpath.fastpath"]) == 1, npe
+        assert len([e for e in sw[npe] if e[0] == "NpeIngress.encap.fastpath"]) == 1, npe
 
 
 def test_fastpath_moves_to_the_least_loaded_npe_when_reallocated(spp):

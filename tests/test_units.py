@@ -50,13 +50,13 @@ def test_names_and_builders_match_the_p4info():
             assert found, name
     assert npe.register_size(pl.Npe.SRAM) > 0 and npe.register_size(pl.Npe.QUEUE_LEN) > 0
     entries = [
-        (npe, pl.npe_fastpath(1, 1, 0, 8, 0, 4)),
-        (npe, pl.npe_meta_if_tunnel(1, 1, "192.168.1.1", 20000)),
-        (npe, pl.npe_slice_tunnel(1, "10.0.1.2", 40000, "10.0.2.10", 2)),
+        (npe, pl.npe_fastpath(1, 1, "10.0.2.10", 50000, 50001, "10.0.1.2", 40000)),
+        (npe, pl.npe_meta_if_tunnel(pl.Partition(1, 0, 8, 0, 4), 1, "192.168.1.1", 20000)),
+        (npe, pl.npe_meta_if_tunnel(pl.Partition(1, 0, 8, 0, 4), 2, "192.168.2.1", 20000,
+                                    "192.168.2.2")),
+        (npe, pl.npe_slice_tunnel(pl.Partition(1, 0, 8, 0, 4), "10.0.1.2", 40000, "10.0.2.10", 2)),
         (npe, pl.npe_meta_if(1, 1, "192.168.1.1", 20000, "192.168.1.2")),
-        (npe, pl.npe_slice_endpoint(1, 2, "10.0.2.10", 50001, "10.0.1.2", 40000)),
         (npe, pl.npe_queue_params(3, 10)),
-        (npe, pl.npe_peering("192.168.2.1")),
         (npe, pl.npe_route("0.0.0.0", 0, 0, "02:00:00:00:00:01", "02:00:00:00:00:02")),
         (lc, pl.lc_arp("192.168.1.1", "02:00:00:00:00:01")),
         (lc, pl.lc_slice_port(2, "10.0.2.10")),

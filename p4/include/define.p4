@@ -57,7 +57,8 @@ typedef bit<8> drop_reason_t;
 const drop_reason_t NO_DROP = 0;
 const drop_reason_t NPE_DROP_NOT_TUNNEL          = 1;  // not IPv4/UDP, or outer options/fragments
 const drop_reason_t NPE_DROP_UNKNOWN_TUNNEL      = 2;  // no meta-interface for (dst, port, peer)
-const drop_reason_t NPE_DROP_NO_FASTPATH         = 3;  // tunnel names a fastpath not installed
+const drop_reason_t NPE_DROP_NO_FASTPATH         = 3;  // unused: a tunnel entry carries its fastpath's
+                                                       // partition, so it cannot name a missing one
 const drop_reason_t NPE_DROP_BAD_SLICE_PACKET    = 4;  // slice packet without meta-net/key/valid IPv4
 const drop_reason_t NPE_DROP_NO_SUBSTRATE_FILTER = 5;  // slice packet matched no substrate-only filter
 const drop_reason_t NPE_DROP_FILTER              = 6;  // filter result "drop"
@@ -65,7 +66,7 @@ const drop_reason_t NPE_DROP_BAD_STATS           = 7;  // stats index outside th
 const drop_reason_t NPE_DROP_BAD_QUEUE           = 8;  // queue outside the partition
 const drop_reason_t NPE_DROP_METER               = 9;  // over the queue's rate
 const drop_reason_t NPE_DROP_NO_META_IF          = 10; // output meta-interface not configured
-const drop_reason_t NPE_DROP_NO_ENDPOINT         = 11; // slice endpoint not configured
+const drop_reason_t NPE_DROP_NO_ENDPOINT         = 11; // no fastpath entry (slice endpoints)
 const drop_reason_t NPE_DROP_NO_ROUTE            = 12; // no route for the outer destination
 const drop_reason_t NPE_DROP_QUEUE_FULL          = 13; // queue over its threshold (egress)
 const drop_reason_t NPE_DROP_LOCAL               = 14; // for the NPE itself, not a tunnel
@@ -93,10 +94,8 @@ const drop_reason_t LC_DROP_POLICED  = 7;              // over its fastpath's pa
 const mac_addr_t LC_PORT_STAMP = 0x025350000000;
 
 // Table and extern sizes: the capacity of one NPE or LC.
-#define NPE_PHYS_IF_SIZE     64
 #define NPE_TUNNEL_SIZE      4096
-#define NPE_FASTPATH_SIZE    256
-#define NPE_ENDPOINT_SIZE    512     // two per fastpath
+#define NPE_FASTPATH_SIZE    256     // fastpath ids (gids) 1..256; meter cell 0 is nobody's
 #define NPE_FILTER_SIZE      8192
 #define NPE_META_IF_SIZE     4096
 #define NPE_STATS_SIZE       8192    // entries of four counters each

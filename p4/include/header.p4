@@ -105,42 +105,43 @@ struct npe_headers_t {
     l4_ports_t     inner_l4;
 }
 
+// v1model zeroes user metadata for every packet: nothing here needs an
+// initial assignment (each would cost BMv2 a table, see docs/npe.md).
 struct npe_metadata_t {
-    // From the tunnel lookup.
-    bit<1>        from_slice;
-    fastpath_id_t fastpath;        // global fastpath id (table keys)
-    fastpath_id_t local_fastpath;  // the slice's number for it (meta-net header)
+    // From the tunnel lookup (Tunnel).
+    bit<1>        from_slice;      // also the filter's lookup type (LOOKUP_*)
+    fastpath_id_t fastpath;        // global fastpath id (table keys, meter index)
     meta_if_t     meta_if;
-    ipv4_addr_t   peer_key;        // outer source if the interface is peering, else 0
+    ipv4_addr_t   peer_addr;       // the only outer source the tunnel takes (0: any)
     mac_addr_t    slice_stamp;     // from the slice: the LC port stamp it must carry
+    bit<16>       strip;           // bytes of meta-net header and key the slice put in front
+    bit<1>        malformed;       // from a meta-interface: exception; from the slice: drop
     // Partition of the fastpath: [base, base + count).
     index_t       stats_base;
     index_t       stats_count;
     index_t       queue_base;
     index_t       queue_count;
-    // Lookup key.
-    bit<1>        lookup_type;
+    // Filter key (the parser fills it from the inner datagram; Tunnel, from
+    // the slice's forwarding key).
     ipv4_addr_t   key_dst_addr;
     ipv4_addr_t   key_src_addr;
     bit<8>        key_protocol;
     l4_port_t     key_src_port;
     l4_port_t     key_dst_port;
-    // Filter result.
+    // Filter result (Filter).
     bit<2>        result;
     meta_if_t     out_meta_if;
     ipv4_addr_t   nh_addr;
     l4_port_t     nh_port;
     bit<16>       queue_id;        // local to the fastpath
     bit<16>       stats_index;     // local to the fastpath
-    // Derived.
-    bit<1>        counted;         // count after the queue, in egress
     index_t       stats_global;
-    bit<1>        queued;
     index_t       queue_global;
     bit<8>        reason;          // exception reason, REASON_NONE otherwise
-    bit<8>        metanet_kind;
-    bit<1>        malformed;
-    bit<32>       queue_threshold;
+    // Encapsulation (Encap).
+    bit<2>        queue_color;
+    bit<2>        fastpath_color;
+    bit<1>        queued;          // through a queue: threshold and occupancy in egress
     drop_reason_t drop_reason;     // NO_DROP unless the packet must go
 }
 

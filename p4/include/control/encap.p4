@@ -1,43 +1,58 @@
 /*
  * Encapsulation (NPE): rebuild the outer IPv4/UDP header of a packet leaving
- * the fastpath, either into the output meta-interface's tunnel or into the
- * internal tunnel to the slice (local delivery and exception traffic).
+ * the fastpath, either into the output meta-interface's tunnel, through the
+ * queue the filter named, or into the internal tunnel to the slice (local
+ * delivery and exceptions) with a meta-net header in front.
+ *
+ * The two meters a packet passes on its way out run in the same actions:
+ *   - queue_rate: the queue's rate, its share of the reserved meta-interface
+ *     bandwidth (forwarded traffic only); over it (red): dropped (`meter`);
+ *   - fastpath_rate: the fastpath's bw (alloc_fastpath), over everything it
+ *     sends, forwarded or to the slice host; red: dropped (`fastpath_rate`).
+ *     Forwarded traffic alone cannot exceed it (queues <= meta-interfaces <=
+ *     reservations <= bw); it also bounds the traffic to the slice host.
+ * An extern called outside a table would cost BMv2 a table of its own; inside
+ * the lookup that must happen anyway it costs one primitive. A packet red at
+ * its queue's meter takes nothing from the fastpath's: it runs meter cell 0,
+ * which belongs to no fastpath (ids start at 1) and is never configured.
  */
 #ifndef __SPP_ENCAP__
 #define __SPP_ENCAP__
 
-// Remove the meta-net header and forwarding key a slice put in front of its
-// datagram, keeping the outer lengths right.
-void strip_slice_headers(inout npe_headers_t hdr) {
-    if (hdr.fwd_key.isValid()) {
-        hdr.fwd_key.setInvalid();
-        hdr.udp.len = hdr.udp.len - 8;
-        hdr.ipv4.total_len = hdr.ipv4.total_len - 8;
-    }
-    if (hdr.metanet.isValid()) {
-        hdr.metanet.setInvalid();
-        hdr.udp.len = hdr.udp.len - 16;
-        hdr.ipv4.total_len = hdr.ipv4.total_len - 16;
-    }
-}
-
-control MetaIfEncap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
+control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
+    meter(NPE_QUEUE_SIZE, MeterType.bytes) queue_rate;
+    meter(NPE_FASTPATH_SIZE + 1, MeterType.bytes) fastpath_rate;
 
     // Outer header of the output tunnel: from the meta-interface's own
-    // endpoint to the next hop the filter named.
+    // endpoint to the next hop the filter named. A packet from the slice
+    // loses its meta-net header and key (meta.strip bytes; 0 from a
+    // meta-interface, where neither is valid on this path).
     action encap(ipv4_addr_t src_addr, l4_port_t src_port) {
+        queue_rate.execute_meter(meta.queue_global, meta.queue_color);
+        fastpath_rate.execute_meter(
+            meta.queue_color == V1MODEL_METER_COLOR_RED ? 32w0 : (index_t)meta.fastpath,
+            meta.fastpath_color);
+        meta.queued = 1;
         hdr.ipv4.src_addr = src_addr;
         hdr.ipv4.dst_addr = meta.nh_addr;
         hdr.ipv4.ttl = DEFAULT_TTL;
+        hdr.ipv4.total_len = hdr.ipv4.total_len - meta.strip;
         hdr.udp.src_port = src_port;
         hdr.udp.dst_port = meta.nh_port;
+        hdr.udp.len = hdr.udp.len - meta.strip;
         hdr.udp.checksum = 0;
+        hdr.metanet.setInvalid();
+        hdr.fwd_key.setInvalid();
     }
 
     // A peering interface always sends to its peer, whatever the filter said.
     action encap_peering(ipv4_addr_t src_addr, l4_port_t src_port, ipv4_addr_t peer_addr) {
         encap(src_addr, src_port);
         hdr.ipv4.dst_addr = peer_addr;
+    }
+
+    action no_meta_if() {
+        meta.drop_reason = NPE_DROP_NO_META_IF;
     }
 
     table meta_if {
@@ -48,77 +63,79 @@ control MetaIfEncap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
         actions = {
             encap;
             encap_peering;
-            @defaultonly NoAction;
+            @defaultonly no_meta_if;
         }
-        const default_action = NoAction;
+        const default_action = no_meta_if();
         size = NPE_META_IF_SIZE;
     }
 
-    apply {
-        if (!meta_if.apply().hit) {
-            meta.drop_reason = NPE_DROP_NO_META_IF;
-        } else {
-            // A packet from the slice loses its meta-net header and key.
-            strip_slice_headers(hdr);
-        }
-    }
-}
-
-control SliceEncap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
-
-    // Internal tunnel from the NPE to one of the slice's endpoints.
-    action to_slice(ipv4_addr_t dst_addr, l4_port_t dst_port,
-                    ipv4_addr_t src_addr, l4_port_t src_port) {
-        hdr.ipv4.src_addr = src_addr;
-        hdr.ipv4.dst_addr = dst_addr;
+    // The fastpath's own entry: its number in the slice (meta-net header)
+    // and the slice's endpoints, local delivery and exception, both reached
+    // from the NPE's return endpoint. The meta-net header records where the
+    // datagram came from: it is filled before the outer header is rewritten.
+    action to_slice(fastpath_id_t local_id, ipv4_addr_t slice_addr, l4_port_t ld_port,
+                    l4_port_t exc_port, ipv4_addr_t npe_addr, l4_port_t ret_port) {
+        fastpath_rate.execute_meter((index_t)meta.fastpath, meta.fastpath_color);
+        hdr.metanet_out.setValid();
+        hdr.metanet_out.magic = METANET_MAGIC;
+        hdr.metanet_out.kind = meta.reason == REASON_NONE ? METANET_LOCAL_DELIVERY
+                                                          : METANET_EXCEPTION;
+        hdr.metanet_out.reason = meta.reason;
+        hdr.metanet_out.reserved = 0;
+        hdr.metanet_out.fastpath = local_id;
+        hdr.metanet_out.meta_if = meta.meta_if;
+        hdr.metanet_out.tunnel_src_addr = hdr.ipv4.src_addr;
+        hdr.metanet_out.tunnel_src_port = hdr.udp.src_port;
+        hdr.metanet_out.reserved2 = 0;
+        hdr.ipv4.src_addr = npe_addr;
+        hdr.ipv4.dst_addr = slice_addr;
         hdr.ipv4.ttl = DEFAULT_TTL;
-        hdr.udp.src_port = src_port;
-        hdr.udp.dst_port = dst_port;
+        hdr.ipv4.total_len = hdr.ipv4.total_len + 16 - meta.strip;
+        hdr.udp.src_port = ret_port;
+        hdr.udp.dst_port = meta.reason == REASON_NONE ? ld_port : exc_port;
+        hdr.udp.len = hdr.udp.len + 16 - meta.strip;
         hdr.udp.checksum = 0;
     }
 
-    table slice_endpoint {
+    action no_endpoint() {
+        meta.drop_reason = NPE_DROP_NO_ENDPOINT;
+    }
+
+    table fastpath {
         key = {
-            meta.fastpath:     exact @name("fastpath");
-            meta.metanet_kind: exact @name("kind");
+            meta.fastpath: exact @name("fastpath");
         }
         actions = {
             to_slice;
-            @defaultonly NoAction;
+            @defaultonly no_endpoint;
         }
-        const default_action = NoAction;
-        size = NPE_ENDPOINT_SIZE;
+        const default_action = no_endpoint();
+        size = NPE_FASTPATH_SIZE;
     }
 
     apply {
-        meta.metanet_kind = METANET_LOCAL_DELIVERY;
-        if (meta.reason != REASON_NONE) {
-            meta.metanet_kind = METANET_EXCEPTION;
-        }
-        // The meta-net header records where the datagram came from: read
-        // the outer header before to_slice rewrites it.
-        ipv4_addr_t tunnel_src_addr = hdr.ipv4.src_addr;
-        l4_port_t tunnel_src_port = hdr.udp.src_port;
-        if (!slice_endpoint.apply().hit) {
-            meta.drop_reason = NPE_DROP_NO_ENDPOINT;
-        } else {
-            // The slice's own meta-net header and key are replaced; one that
-            // arrived on a meta-interface is part of the (malformed) datagram.
-            if (meta.from_slice == 1) {
-                strip_slice_headers(hdr);
+        if (meta.result == RESULT_FORWARD && meta.reason == REASON_NONE) {
+            if ((index_t)meta.queue_id >= meta.queue_count) {
+                meta.drop_reason = NPE_DROP_BAD_QUEUE;
+            } else {
+                meta_if.apply();
+                if (meta.queue_color == V1MODEL_METER_COLOR_RED) {
+                    meta.drop_reason = NPE_DROP_METER;
+                } else if (meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
+                    meta.drop_reason = NPE_DROP_FASTPATH_RATE;
+                }
             }
-            hdr.metanet_out.setValid();
-            hdr.metanet_out.magic = METANET_MAGIC;
-            hdr.metanet_out.kind = meta.metanet_kind;
-            hdr.metanet_out.reason = meta.reason;
-            hdr.metanet_out.reserved = 0;
-            hdr.metanet_out.fastpath = meta.local_fastpath;
-            hdr.metanet_out.meta_if = meta.meta_if;
-            hdr.metanet_out.tunnel_src_addr = tunnel_src_addr;
-            hdr.metanet_out.tunnel_src_port = tunnel_src_port;
-            hdr.metanet_out.reserved2 = 0;
-            hdr.udp.len = hdr.udp.len + 16;
-            hdr.ipv4.total_len = hdr.ipv4.total_len + 16;
+        } else {
+            fastpath.apply();
+            if (meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
+                meta.drop_reason = NPE_DROP_FASTPATH_RATE;
+            } else if (meta.from_slice == 1) {
+                // The slice's own meta-net header and key are replaced; one
+                // that arrived on a meta-interface is part of the
+                // (malformed) datagram and stays.
+                hdr.metanet.setInvalid();
+                hdr.fwd_key.setInvalid();
+            }
         }
     }
 }

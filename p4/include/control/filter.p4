@@ -10,11 +10,19 @@
  * (substrate-only) keys on the forwarding key the slice attached: its
  * destination address and ports fill the dst_addr/src_port/dst_port fields;
  * meta_if, src_addr and protocol are 0. The meta-net fields are not used.
+ * The parser and Tunnel fill the key; the lookup type is meta.from_slice.
+ *
+ * The actions do the work that follows from the result, so that BMv2 walks
+ * no further table for it: the global stats and queue indices (checked
+ * against the partition by StatsIngress and Encap) and, when forwarding,
+ * the IPv4 code option's TTL and checksum.
  */
 #ifndef __SPP_FILTER__
 #define __SPP_FILTER__
 
-control Filter(in npe_headers_t hdr, inout npe_metadata_t meta) {
+#include "ipv4_option.p4"
+
+control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
 
     action forward(meta_if_t meta_if, ipv4_addr_t nh_addr, l4_port_t nh_port,
                    bit<16> queue, bit<16> stats) {
@@ -23,23 +31,36 @@ control Filter(in npe_headers_t hdr, inout npe_metadata_t meta) {
         meta.nh_addr = nh_addr;
         meta.nh_port = nh_port;
         meta.queue_id = queue;
+        meta.queue_global = meta.queue_base + (index_t)queue;
         meta.stats_index = stats;
+        meta.stats_global = meta.stats_base + (index_t)stats;
+        IPV4_FORWARD(hdr.inner_ipv4, meta.reason, sum);
     }
 
     action local(bit<16> stats) {
         meta.result = RESULT_LOCAL;
         meta.stats_index = stats;
+        meta.stats_global = meta.stats_base + (index_t)stats;
     }
 
+    // Counted (StatsIngress) before it goes.
     action discard(bit<16> stats) {
         meta.result = RESULT_DROP;
         meta.stats_index = stats;
+        meta.stats_global = meta.stats_base + (index_t)stats;
+        meta.drop_reason = NPE_DROP_FILTER;
+    }
+
+    // No filter: an exception for the slice; from the slice itself, dropped.
+    action miss() {
+        meta.reason = meta.from_slice == 1 ? REASON_NONE : REASON_NO_FILTER;
+        meta.drop_reason = meta.from_slice == 1 ? NPE_DROP_NO_SUBSTRATE_FILTER : NO_DROP;
     }
 
     table filter {
         key = {
             meta.fastpath:     exact   @name("fastpath");
-            meta.lookup_type:  exact   @name("type");
+            meta.from_slice:   exact   @name("type");
             meta.meta_if:      ternary @name("meta_if");
             meta.key_dst_addr: ternary @name("dst_addr");
             meta.key_src_addr: ternary @name("src_addr");
@@ -51,42 +72,14 @@ control Filter(in npe_headers_t hdr, inout npe_metadata_t meta) {
             forward;
             local;
             discard;
-            @defaultonly NoAction;
+            @defaultonly miss;
         }
-        const default_action = NoAction;
+        const default_action = miss();
         size = NPE_FILTER_SIZE;
     }
 
     apply {
-        if (meta.from_slice == 1) {
-            meta.lookup_type = LOOKUP_SUBSTRATE;
-            meta.key_dst_addr = hdr.fwd_key.dst_addr;
-            meta.key_src_addr = 0;
-            meta.key_protocol = 0;
-            meta.key_src_port = hdr.fwd_key.src_port;
-            meta.key_dst_port = hdr.fwd_key.dst_port;
-        } else {
-            meta.lookup_type = LOOKUP_META_IF;
-            meta.key_dst_addr = hdr.inner_ipv4.dst_addr;
-            meta.key_src_addr = hdr.inner_ipv4.src_addr;
-            meta.key_protocol = hdr.inner_ipv4.protocol;
-            meta.key_src_port = 0;
-            meta.key_dst_port = 0;
-            if (hdr.inner_l4.isValid()) {
-                meta.key_src_port = hdr.inner_l4.src_port;
-                meta.key_dst_port = hdr.inner_l4.dst_port;
-            }
-        }
-        meta.result = RESULT_NONE;
-        if (!filter.apply().hit) {
-            if (meta.from_slice == 1) {
-                meta.drop_reason = NPE_DROP_NO_SUBSTRATE_FILTER;
-            } else {
-                meta.reason = REASON_NO_FILTER;
-            }
-        } else if (meta.result == RESULT_DROP) {
-            meta.drop_reason = NPE_DROP_FILTER;
-        }
+        filter.apply();
     }
 }
 

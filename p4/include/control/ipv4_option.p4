@@ -2,54 +2,39 @@
  * The IPv4 code option (NPE): what makes a fastpath an IPv4 meta-router.
  * Other code options would replace this file and the filter key.
  *
- * Ipv4Validate decides whether the inner datagram may be looked up at all;
- * Ipv4Forward does the per-hop treatment of a datagram being forwarded.
+ * IPV4_MALFORMED decides whether the inner datagram may be looked up at all
+ * (Tunnel's actions); IPV4_FORWARD is the per-hop treatment of a datagram
+ * being forwarded (Filter's forward action). They run inside table actions
+ * because BMv2 pays for every table a packet walks and p4c makes a table of
+ * each statement outside one (docs/npe.md). They are macros, not functions:
+ * p4c copies a header passed to a function into a temporary and back, and
+ * predicates each statement of an inlined if/else into a temporary of its
+ * own, which costs BMv2 a primitive each.
  */
 #ifndef __SPP_IPV4_OPTION__
 #define __SPP_IPV4_OPTION__
 
-#include "../checksum.p4"
+// Not IPv4, truncated, bad header length or checksum, or a total length the
+// tunnel does not carry (RFC 1812 5.2.2). `room`: bytes of UDP payload left
+// for the datagram. A bool expression.
+#define IPV4_MALFORMED(ip, std_meta, room)                          \
+    (!(ip).isValid()                                                \
+     || (std_meta).parser_error != error.NoError                    \
+     || (std_meta).checksum_error == 1                              \
+     || (ip).ihl < 5                                                \
+     || (ip).total_len < ((bit<16>)(ip).ihl) * 4                    \
+     || (ip).total_len > (room))
 
-control Ipv4Validate(in npe_headers_t hdr, inout npe_metadata_t meta,
-                     in standard_metadata_t std_meta) {
-    apply {
-        // Not IPv4, truncated, bad header length or checksum, or a total
-        // length the tunnel does not carry: RFC 1812 5.2.2.
-        meta.malformed = 0;
-        if (!hdr.inner_ipv4.isValid()
-                || std_meta.parser_error != error.NoError
-                || std_meta.checksum_error == 1
-                || hdr.inner_ipv4.ihl < 5
-                || hdr.inner_ipv4.total_len < ((bit<16>)hdr.inner_ipv4.ihl) * 4) {
-            meta.malformed = 1;
-        } else {
-            // Bytes of UDP payload left for the datagram.
-            bit<16> room = hdr.udp.len - 8;
-            if (hdr.metanet.isValid()) {
-                room = room - 16;
-            }
-            if (hdr.fwd_key.isValid()) {
-                room = room - 8;
-            }
-            if (hdr.inner_ipv4.total_len > room) {
-                meta.malformed = 1;
-            }
-        }
-    }
-}
-
-control Ipv4Forward(inout npe_headers_t hdr, inout npe_metadata_t meta) {
-    apply {
-        if (hdr.inner_ipv4.ttl <= 1) {
-            meta.reason = REASON_TTL_EXPIRED;
-        } else {
-            bit<8> ttl = hdr.inner_ipv4.ttl - 1;
-            hdr.inner_ipv4.hdr_checksum = csum16_replace16(hdr.inner_ipv4.hdr_checksum,
-                hdr.inner_ipv4.ttl ++ hdr.inner_ipv4.protocol,
-                ttl ++ hdr.inner_ipv4.protocol);
-            hdr.inner_ipv4.ttl = ttl;
-        }
-    }
-}
+// TTL <= 1: the datagram becomes an exception (ttl_expired), unchanged.
+// Else TTL - 1 and the checksum updated incrementally (RFC 1624, eqn. 3,
+// HC' = ~(~HC + ~m + m')): the options, never parsed, need not be read. The
+// word m = TTL:protocol loses 0x0100, so ~m + m' is the constant 0xfeff, and
+// ~HC + 0xfeff needs a single end-around carry. `sum`: a name for a local.
+#define IPV4_FORWARD(ip, reason, sum)                                     \
+    bit<32> sum = (bit<32>)(~ip.hdr_checksum) + 32w0xfeff;                \
+    reason = ip.ttl <= 1 ? REASON_TTL_EXPIRED : reason;                   \
+    ip.hdr_checksum = ip.ttl <= 1 ? ip.hdr_checksum                       \
+                                  : ~((bit<16>)sum + (bit<16>)(sum >> 16)); \
+    ip.ttl = ip.ttl <= 1 ? ip.ttl : ip.ttl - 1
 
 #endif

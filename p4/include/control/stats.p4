@@ -7,31 +7,35 @@
  * A fastpath allocated without stats (stats=0) forwards uncounted: its
  * filters' stats index is not used. Otherwise an index outside the
  * partition is refused, so no filter counts into another fastpath's stats.
+ * The global index is computed by the filter's action (filter.p4).
  */
 #ifndef __SPP_STATS__
 #define __SPP_STATS__
 
+// Applied to every filter hit, whatever the result: "how many packets hit
+// this filter".
 control StatsIngress(inout npe_metadata_t meta) {
     counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_pre;
 
     apply {
-        if (meta.stats_count == 0) {
-            meta.counted = 0;
-        } else if ((index_t)meta.stats_index >= meta.stats_count) {
-            meta.drop_reason = NPE_DROP_BAD_STATS;
-        } else {
-            meta.stats_global = meta.stats_base + (index_t)meta.stats_index;
-            stats_pre.count(meta.stats_global);
-            meta.counted = 1;
+        if (meta.stats_count != 0) {
+            if ((index_t)meta.stats_index >= meta.stats_count) {
+                meta.drop_reason = NPE_DROP_BAD_STATS;
+            } else {
+                stats_pre.count(meta.stats_global);
+            }
         }
     }
 }
 
+// After the queue: what leaves the NPE, forwarded or delivered to the slice.
+// Exceptions are not counted (they hit no filter, or expired on one), and
+// packets that reach egress with a filter result had a valid index.
 control StatsEgress(in npe_metadata_t meta) {
     counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_post;
 
     apply {
-        if (meta.counted == 1) {
+        if (meta.reason == REASON_NONE && meta.stats_count != 0) {
             stats_post.count(meta.stats_global);
         }
     }
