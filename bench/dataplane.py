@@ -91,8 +91,9 @@ def seq_of(frame: bytes) -> int | None:
 class Setup:
     """One forwarder between the generator (gen0) and the sink (sink0)."""
 
-    def __init__(self, case: str, workdir: Path):
+    def __init__(self, case: str, workdir: Path, bmv2: str | None = None):
         self.case = case
+        self.bmv2 = bmv2                    # another simple_switch_grpc (default: PATH's)
         self.next_seq = 1_000_000           # latency probes: never a throughput frame's
         self.workdir = workdir
         self.ns = Namespace("spp-bench-dp")
@@ -148,6 +149,8 @@ class Setup:
                           quiet=True)
         cmd = spec.command()
         cmd[cmd.index("--grpc-server-addr") + 1] = "10.251.0.2:9559"
+        if self.bmv2:
+            cmd[0] = self.bmv2
         proc = ns.popen(cmd, spec.log_file)
         wait_ready(spec, lambda: proc.poll() is None,
                    probe=lambda port: ns.probe(port, "10.251.0.2"))

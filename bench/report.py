@@ -263,7 +263,9 @@ def write_report(results: dict, path: Path, out: Path):
              f"- BMv2: {env['bmv2']}; built with PI and Thrift, `-O2` (README, Prerequisites); "
              f"logging macros compiled in: **{env['bmv2_logging_macros']}**. BMv2's "
              "docs/performance.md gets several times more with `--disable-logging-macros "
-             "--disable-elogger` and `-O3`; those numbers are not these.",
+             "--disable-elogger` and `-O3`; those numbers are not these"
+             + ("; [BMv2's performance build](#bmv2s-performance-build) measures that build "
+                "side by side with this one." if "bmv2_builds" in results else "."),
              f"- BMv2 logging at run time: {env['bmv2_runtime_logging']}. (With no logger but "
              "the default level, BMv2 formats every trace message for a null sink: that alone "
              "cost the NPE two thirds of its rate.)",
@@ -287,6 +289,9 @@ def write_report(results: dict, path: Path, out: Path):
         from .isolation import section as isolation_section
         plot_isolation(results["isolation"], out / "isolation.png")
         lines += isolation_section(results["isolation"])
+    if "bmv2_builds" in results:
+        from .bmv2_builds import section as bmv2_builds_section
+        lines += bmv2_builds_section(results["bmv2_builds"])
     lines += ["## What the numbers mean", "",
               "- **(a) kernel**: the generator's packets forwarded by Linux between two veths; "
               "the ceiling of this set-up (the generator shares the two cores).",

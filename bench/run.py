@@ -28,7 +28,7 @@ from mininet_topo.bmv2 import bmv2_version
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 OUT = DOCS / "bench"
-STAGES = ("dataplane", "controlplane", "startup", "scale", "isolation")
+STAGES = ("dataplane", "controlplane", "startup", "scale", "isolation", "bmv2_builds")
 
 
 def logging_macros_compiled_in() -> bool | None:
@@ -95,6 +95,10 @@ def main(argv=None) -> int:
                     help=f"comma-separated stages (default: all: {','.join(STAGES)})")
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (median; default 3)")
     ap.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
+    ap.add_argument("--perf-bmv2", metavar="PATH",
+                    help="BMv2's performance build (its simple_switch_grpc; default: "
+                         "$SPP_PERF_BMV2): stage bmv2_builds compares it with the default "
+                         "build, and is skipped without it")
     ap.add_argument("--report-only", action="store_true",
                     help="only rewrite the report from docs/bench/results.json")
     args = ap.parse_args(argv)
@@ -134,6 +138,13 @@ def main(argv=None) -> int:
         elif stage == "isolation":
             from . import isolation
             results["isolation"] = isolation.run()
+        elif stage == "bmv2_builds":
+            from . import bmv2_builds
+            perf = bmv2_builds.perf_binary(args.perf_bmv2)
+            if perf is None:
+                print(bmv2_builds.SKIP, flush=True)
+                continue
+            results["bmv2_builds"] = bmv2_builds.run(perf, runs=args.runs)
         durations[stage] = time.monotonic() - t
         results_file.write_text(json.dumps(results, indent=1) + "\n")
     print(f"== done in {time.monotonic() - t_all:.0f} s", flush=True)
