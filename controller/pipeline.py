@@ -8,6 +8,7 @@ and the PTF tests both build entries here, so there is one translation.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,14 +165,27 @@ def npe_fastpath(fastpath, local_id, slice_addr, ld_port, exc_port, npe_addr, re
                        "exc_port": exc_port, "npe_addr": npe_addr, "ret_port": ret_port})
 
 
+def filter_word(fields: dict) -> int:
+    """FILTER_KEY_FIELDS packed into npe.p4's one ternary key field
+    (filter_key_t, define.p4), first field most significant. Values are ints
+    or, for addresses, dotted quads."""
+    word = 0
+    for f in FILTER_KEY_FIELDS:
+        v = fields.get(f, 0)
+        v = int(ipaddress.IPv4Address(v)) if isinstance(v, str) else int(v)
+        if not 0 <= v < 1 << FILTER_KEY_BITS[f]:
+            raise ValueError(f"filter {f} {v} does not fit {FILTER_KEY_BITS[f]} bits")
+        word = word << FILTER_KEY_BITS[f] | v
+    return word
+
+
 def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: FilterResult) -> Entry:
     """A general-match filter. ``key``/``mask`` map FILTER_KEY_FIELDS to values;
     fields absent from ``mask`` are don't-care."""
     if not 0 <= fid <= MAX_FILTER_ID:
         raise ValueError(f"filter id {fid} out of range 0..{MAX_FILTER_ID}")
-    match = {"fastpath": fastpath, "type": lookup_type}
-    for f in FILTER_KEY_FIELDS:
-        match[f] = (key.get(f, 0), mask.get(f, 0))
+    match = {"fastpath": fastpath, "type": lookup_type,
+             "key": (filter_word(key), filter_word(mask))}
     if result.action == "forward":
         action, params = "NpeIngress.filter.forward", {
             "meta_if": result.meta_if, "nh_addr": result.nh_addr, "nh_port": result.nh_port,

@@ -16,6 +16,15 @@ typedef bit<16> fastpath_id_t;
 typedef bit<16> meta_if_t;
 typedef bit<32> index_t;       // global index into a counter, meter or register
 
+/*
+ * The ternary part of the filter key, one word, most significant first:
+ *   meta_if (16) | dst_addr (32) | src_addr (32) | protocol (8) | src_port (16) | dst_port (16)
+ * One field instead of six: BMv2 formats every field of a key and of a hit
+ * entry for its log, even with logging off, per packet (docs/npe.md). The
+ * controller packs filters the same way (controller/pipeline.py, npe_filter).
+ */
+typedef bit<120> filter_key_t;
+
 const bit<16> ETHERTYPE_IPV4 = 0x0800;
 const bit<16> ETHERTYPE_ARP  = 0x0806;
 const bit<8>  PROTO_ICMP = 1;

@@ -121,13 +121,10 @@ struct npe_metadata_t {
     index_t       stats_count;
     index_t       queue_base;
     index_t       queue_count;
-    // Filter key (the parser fills it from the inner datagram; Tunnel, from
-    // the slice's forwarding key).
-    ipv4_addr_t   key_dst_addr;
-    ipv4_addr_t   key_src_addr;
-    bit<8>        key_protocol;
-    l4_port_t     key_src_port;
-    l4_port_t     key_dst_port;
+    // Filter key, the ternary fields in one word (filter_key_t): the parser
+    // fills it from the inner datagram, Tunnel adds the meta-interface or
+    // puts a slice's forwarding key in its place.
+    filter_key_t  key;
     // Filter result (Filter).
     bit<2>        result;
     meta_if_t     out_meta_if;

@@ -15,31 +15,49 @@
 
 parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta,
                  inout standard_metadata_t std_meta) {
+    // The states are few on purpose: BMv2 logs every state it enters and
+    // formats every select key as hex for its log, even with logging off,
+    // per packet. A forwarded datagram takes three states and two selects.
     state start {
         pkt.extract(hdr.ethernet);
-        transition select(hdr.ethernet.ether_type) {
-            ETHERTYPE_IPV4: parse_ipv4;
-            default: accept;
-        }
-    }
-
-    state parse_ipv4 {
+        // Every frame is extracted as IPv4 at once, to decide in one select:
+        // a frame that is not a tunnel packet (not IPv4/UDP, or outer
+        // options or fragments, which tunnels never carry) stops here, and
+        // ingress drops it (not_tunnel) without looking at the rest.
         pkt.extract(hdr.ipv4);
-        // Tunnels never carry outer options or fragments.
-        transition select(hdr.ipv4.ihl, hdr.ipv4.flags[0:0], hdr.ipv4.frag_offset,
-                          hdr.ipv4.protocol) {
-            (5, 0, 0, PROTO_UDP): parse_udp;
+        transition select(hdr.ethernet.ether_type, hdr.ipv4.ihl, hdr.ipv4.flags,
+                          hdr.ipv4.frag_offset, hdr.ipv4.protocol) {
+            (ETHERTYPE_IPV4, 5, 0 &&& 1, 0, PROTO_UDP): parse_udp;   // flags: MF
             default: accept;
         }
     }
 
+    // The first ten payload bytes tell a meta-net header (magic) from an
+    // IPv4 datagram; the common datagram (no options, first fragment, TCP
+    // or UDP) is decided in the same select.
     state parse_udp {
         pkt.extract(hdr.udp);
-        transition select(pkt.lookahead<bit<8>>()) {
-            METANET_MAGIC: parse_metanet;
-            0x40 &&& 0xf0: parse_inner_ipv4;
+        transition select(pkt.lookahead<bit<80>>()) {
+            METANET_MAGIC ++ 72w0 &&& 8w0xff ++ 72w0: parse_metanet;
+            // version 4, IHL 5 | ... | fragment offset 0 | TTL | TCP, UDP
+            8w0x45 ++ 40w0 ++ 16w0 ++ 8w0 ++ PROTO_TCP
+                &&& 8w0xff ++ 40w0 ++ 16w0x1fff ++ 8w0 ++ 8w0xff: parse_inner_plain;
+            8w0x45 ++ 40w0 ++ 16w0 ++ 8w0 ++ PROTO_UDP
+                &&& 8w0xff ++ 40w0 ++ 16w0x1fff ++ 8w0 ++ 8w0xff: parse_inner_plain;
+            8w0x40 ++ 72w0 &&& 8w0xf0 ++ 72w0: parse_inner_ipv4;
             default: accept;
         }
+    }
+
+    // A datagram without options, first fragment, TCP or UDP: its filter key
+    // in one parser operation (Tunnel adds the meta-interface, or puts a
+    // slice's forwarding key in its place).
+    state parse_inner_plain {
+        pkt.extract(hdr.inner_ipv4);
+        pkt.extract(hdr.inner_l4);
+        meta.key = 16w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
+                   ++ hdr.inner_ipv4.protocol ++ hdr.inner_l4.src_port ++ hdr.inner_l4.dst_port;
+        transition accept;
     }
 
     state parse_metanet {
@@ -58,14 +76,11 @@ parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta
         }
     }
 
+    // Any other datagram (and every one from the slice).
     state parse_inner_ipv4 {
         pkt.extract(hdr.inner_ipv4);
-        // The filter key of a datagram from a meta-interface, filled while
-        // it is at hand: here it costs BMv2 a parser operation, in ingress a
-        // table (Tunnel puts a slice's forwarding key in its place).
-        meta.key_dst_addr = hdr.inner_ipv4.dst_addr;
-        meta.key_src_addr = hdr.inner_ipv4.src_addr;
-        meta.key_protocol = hdr.inner_ipv4.protocol;
+        meta.key = 16w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
+                   ++ hdr.inner_ipv4.protocol ++ 32w0;
         transition select(hdr.inner_ipv4.ihl) {
             0 &&& 0xc: accept;      // 0..3: malformed, ingress flags it
             4: accept;
@@ -90,8 +105,7 @@ parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta
 
     state parse_inner_ports {
         pkt.extract(hdr.inner_l4);
-        meta.key_src_port = hdr.inner_l4.src_port;
-        meta.key_dst_port = hdr.inner_l4.dst_port;
+        meta.key[31:0] = hdr.inner_l4.src_port ++ hdr.inner_l4.dst_port;
         transition accept;
     }
 }

@@ -11,6 +11,7 @@
  * destination address and ports fill the dst_addr/src_port/dst_port fields;
  * meta_if, src_addr and protocol are 0. The meta-net fields are not used.
  * The parser and Tunnel fill the key; the lookup type is meta.from_slice.
+ * The six ternary fields are one word (filter_key_t, define.p4).
  *
  * The actions do the work that follows from the result, so that BMv2 walks
  * no further table for it: the global stats and queue indices (checked
@@ -61,12 +62,7 @@ control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
         key = {
             meta.fastpath:     exact   @name("fastpath");
             meta.from_slice:   exact   @name("type");
-            meta.meta_if:      ternary @name("meta_if");
-            meta.key_dst_addr: ternary @name("dst_addr");
-            meta.key_src_addr: ternary @name("src_addr");
-            meta.key_protocol: ternary @name("protocol");
-            meta.key_src_port: ternary @name("src_port");
-            meta.key_dst_port: ternary @name("dst_port");
+            meta.key:          ternary @name("key");   // filter_key_t
         }
         actions = {
             forward;

@@ -48,6 +48,7 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
                         index_t queue_base, index_t queue_count) {
         partition(fastpath, peer_addr, stats_base, stats_count, queue_base, queue_count);
         meta.meta_if = meta_if;
+        meta.key[119:104] = meta_if;
         meta.malformed = hdr.metanet.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
                                                                  hdr.udp.len - 8) ? 1w1 : 1w0;
     }
@@ -65,11 +66,8 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
         meta.strip = 24;
         meta.malformed = !hdr.fwd_key.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
                                                                   hdr.udp.len - 8 - 24) ? 1w1 : 1w0;
-        meta.key_dst_addr = hdr.fwd_key.dst_addr;
-        meta.key_src_addr = 0;
-        meta.key_protocol = 0;
-        meta.key_src_port = hdr.fwd_key.src_port;
-        meta.key_dst_port = hdr.fwd_key.dst_port;
+        meta.key = 16w0 ++ hdr.fwd_key.dst_addr ++ 32w0 ++ 8w0
+                   ++ hdr.fwd_key.src_port ++ hdr.fwd_key.dst_port;
     }
 
     action unknown_tunnel() {
