@@ -68,6 +68,14 @@ def perf_binary(arg: str | None) -> str | None:
     return path if path and os.access(path, os.X_OK) else None
 
 
+def skip_reason(arg: str | None) -> str | None:
+    """Why the comparison cannot run (None: it can)."""
+    if perf_binary(arg):
+        return None
+    path = arg or os.environ.get(ENV)
+    return SKIP if not path else f"bmv2_builds: skipped: {path} is not an executable file"
+
+
 def libraries(binary: str) -> dict[str, str]:
     """Where the dynamic loader finds BMv2's own libraries for ``binary`` (ldd)."""
     out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
@@ -445,8 +453,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     perf = perf_binary(args.perf_bmv2)
     if perf is None:
-        print(SKIP if not args.perf_bmv2 else
-              f"bmv2_builds: skipped: {args.perf_bmv2} is not an executable file")
+        print(skip_reason(args.perf_bmv2))
         return 0
     if os.geteuid() != 0:
         sys.exit("bmv2_builds: run as root (namespaces)")

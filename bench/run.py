@@ -110,6 +110,13 @@ def main(argv=None) -> int:
     unknown = set(stages) - set(STAGES)
     if unknown:
         ap.error(f"unknown stage(s): {', '.join(sorted(unknown))}")
+    if "bmv2_builds" in stages:
+        from .bmv2_builds import skip_reason
+        if skip_reason(args.perf_bmv2):
+            print(skip_reason(args.perf_bmv2), flush=True)
+            stages.remove("bmv2_builds")
+            if not stages:
+                return 0
     preflight()
     from mininet_topo.cleanup import cleanup_all
     cleanup_all(verbose=False, mininet=False)
@@ -140,11 +147,8 @@ def main(argv=None) -> int:
             results["isolation"] = isolation.run()
         elif stage == "bmv2_builds":
             from . import bmv2_builds
-            perf = bmv2_builds.perf_binary(args.perf_bmv2)
-            if perf is None:
-                print(bmv2_builds.SKIP, flush=True)
-                continue
-            results["bmv2_builds"] = bmv2_builds.run(perf, runs=args.runs)
+            results["bmv2_builds"] = bmv2_builds.run(bmv2_builds.perf_binary(args.perf_bmv2),
+                                                     runs=args.runs)
         durations[stage] = time.monotonic() - t
         results_file.write_text(json.dumps(results, indent=1) + "\n")
     print(f"== done in {time.monotonic() - t_all:.0f} s", flush=True)
