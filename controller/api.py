@@ -19,6 +19,7 @@ which the core checks too.
 import asyncio
 import hmac
 import ipaddress
+import json
 import logging
 import time
 from concurrent.futures import Future
@@ -27,11 +28,13 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
@@ -431,24 +434,28 @@ def _reply(e: SppError, headers: dict | None = None) -> JSONResponse:
 
 
 class FairShare:
-    """At most ``limit`` requests of one caller (TCP peer address: one per
-    slice host) are served at once; the others wait, in order, costing no
-    CPU. One slice flooding the API from many connections then holds at most
-    ``limit`` of the controller's threads, and another slice's call waits for
-    at most that many of the flood's calls, not for all of them."""
+    """Per caller (TCP peer address: one per slice host), at most ``reads``
+    reads or batches and ``changes`` changes are served at once; the others
+    wait, in order, costing no CPU. One slice flooding the API from many
+    connections then holds at most ``reads`` of the controller's worker
+    threads, and another slice's call waits for at most that many of the
+    flood's calls, not for all of them; its changes wait in their node's
+    executor queue, where each group commits everything queued at once."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, reads: int, changes: int):
         self.app = app
-        self.limit = limit
-        self._gates: dict[str, list] = {}          # address -> [semaphore, users]
+        self.limits = (reads, changes)
+        self._gates: dict[tuple[str, bool], list] = {}  # (address, change?) -> [sem, users]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope.get("client"):
             return await self.app(scope, receive, send)
-        who = scope["client"][0]
-        gate = self._gates.get(who)
+        path = scope.get("path", "")
+        change = path.startswith("/api/") and path[5:] in CHANGES
+        key = (scope["client"][0], change)
+        gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[who] = [asyncio.Semaphore(self.limit), 0]
+            gate = self._gates[key] = [asyncio.Semaphore(self.limits[change]), 0]
         gate[1] += 1
         try:
             async with gate[0]:
@@ -456,7 +463,100 @@ class FairShare:
         finally:
             gate[1] -= 1
             if gate[1] == 0:
-                del self._gates[who]
+                del self._gates[key]
+
+
+class DirectCalls:
+    """``POST /api/<function>`` served without FastAPI's per-request
+    machinery (routing, dependency resolution, the encoder), which costs more
+    CPU than the call itself: same checks, same order, same answers.
+
+    Only the common case is served here: a JSON body that parses, the
+    ``Bearer`` scheme, arguments the function's model accepts. Anything else
+    (bad JSON, a missing header, invalid arguments, an unknown function) goes
+    on to the FastAPI app with the body it sent, which answers it as always:
+    it is the one place errors of the request's shape are worded, and the
+    OpenAPI schema comes from the same models.
+    """
+
+    def __init__(self, app, ctl):
+        self.app = app
+        self.ctl = ctl
+        self.served = 0                 # calls answered here (the rest: by FastAPI)
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        fn = FUNCTIONS.get(path[5:]) if path.startswith("/api/") else None
+        if fn is None or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        ctype = auth = None
+        for k, v in scope["headers"]:               # the first of each, as Starlette
+            if k == b"content-type" and ctype is None:
+                ctype = v
+            elif k == b"authorization" and auth is None:
+                auth = v
+        scheme, _, secret = (auth or b"").decode("latin-1").partition(" ")
+        secret = secret.strip()
+        if ctype != b"application/json" or scheme.lower() != "bearer" or not secret:
+            return await self.app(scope, receive, send)
+        chunks = []
+        while True:
+            try:
+                message = await receive()
+            except HTTPException:                     # BodyLimit: over the limit
+                e = SppError("E2BIG", f"request body over {L.MAX_BODY_BYTES} bytes")
+                return await _reply(e)(scope, receive, send)
+            if message["type"] != "http.request":
+                return                                # the caller left
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            obj = json.loads(body)
+        except Exception:  # noqa: BLE001 - not the common case: FastAPI answers it
+            return await self.app(scope, _replay(body, receive), send)
+        try:
+            sl = self.ctl.admin.authenticate(secret, scope["client"][0] if scope.get("client")
+                                             else None)
+            try:
+                args = fn.model.model_validate(obj)
+            except ValidationError:
+                return await self.app(scope, _replay(body, receive), send)
+            name = path[5:]
+            if name in CHANGES:
+                with self.ctl.rmp.deferred():
+                    res = call(self.ctl, sl, name, args)
+                if isinstance(res, Future):
+                    res = await asyncio.wrap_future(res)
+            else:
+                res = await run_in_threadpool(call, self.ctl, sl, name, args)
+        except SppError as e:
+            self.served += 1
+            return await _reply(e)(scope, receive, send)
+        self.served += 1
+        try:
+            content = json.dumps({"code": 0, "result": res}, ensure_ascii=False,
+                                 allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            content = None                  # not plain JSON: FastAPI's encoder does it
+        response = (Response(content, media_type="application/json") if content is not None
+                    else JSONResponse(jsonable_encoder({"code": 0, "result": res})))
+        await response(scope, receive, send)
+
+
+
+def _replay(body: bytes, receive):
+    """``receive`` for an app after the body was read: the body, then the rest."""
+    sent = False
+
+    async def again():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return again
 
 
 class BodyLimit:
@@ -497,9 +597,13 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         version="1.0",
         description=__doc__ + "\n\n## Error codes\n\n" + markdown_table(),
         redirect_slashes=False,             # /api/x/ is no function: ENOENT, not a redirect
+        # No OpenTelemetry here (its per-request checks cost CPU for nothing);
+        # the operator listener serves Prometheus metrics (metrics.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.add_middleware(DirectCalls, ctl=ctl)
     app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
-    app.add_middleware(FairShare, limit=L.CALLS_IN_FLIGHT)
+    app.add_middleware(FairShare, reads=L.CALLS_IN_FLIGHT, changes=L.CHANGES_IN_FLIGHT)
 
     @app.exception_handler(SppError)
     def spp_error(request: Request, exc: SppError):
@@ -531,8 +635,11 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         return _reply(SppError("EINTERNAL", f"{request.method} {quote(request.url.path)} "
                                             "failed unexpectedly; the controller logged why"))
 
-    def slice_of(request: Request,
-                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
+    async def slice_of(request: Request,
+                       cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
+        # In the event loop (a thread hop costs more than this indexed read),
+        # and before the body is looked at: a caller without a slice learns
+        # nothing, not even what is wrong with its arguments.
         client = request.client.host if request.client else None
         return ctl.admin.authenticate(cred.credentials if cred else None, client)
 
@@ -545,8 +652,19 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     ok = {200: {"model": SppOk, "description": "success"}}
 
     def add(name: str, fn: Function):
-        def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
-            return {"code": 0, "result": call(ctl, sl, name, body)}
+        # The event loop serves a change without a thread of its own: it is
+        # queued to its node's executor and awaited (thousands may wait, at no
+        # cost). A read runs in a worker thread: it may wait for a switch.
+        if name in CHANGES:
+            async def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
+                with ctl.rmp.deferred():
+                    res = call(ctl, sl, name, body)
+                if isinstance(res, Future):
+                    res = await asyncio.wrap_future(res)
+                return {"code": 0, "result": res}
+        else:
+            def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
+                return {"code": 0, "result": call(ctl, sl, name, body)}
         endpoint.__name__ = name
         app.post(f"/api/{name}", name=name, tags=["slice API"], summary=name,
                  description=fn.doc, responses={

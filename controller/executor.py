@@ -128,6 +128,11 @@ class NodeExecutor:
             pending = None
             if job is None:
                 return
+            # A caller that gave up before its change ran (its Future
+            # cancelled: the request's task was) changes nothing; once
+            # running, it can no longer be cancelled.
+            if not job.future.set_running_or_notify_cancel():
+                continue
             if job.exclusive:
                 self._run_exclusive(job)
                 continue
@@ -140,7 +145,8 @@ class NodeExecutor:
                 if nxt is None or nxt.exclusive:
                     pending = nxt
                     break
-                group.append(nxt)
+                if nxt.future.set_running_or_notify_cancel():
+                    group.append(nxt)
             try:
                 self._run_group(group)
             except BaseException as e:  # noqa: BLE001 - the thread must live on
@@ -224,8 +230,20 @@ class NodeExecutor:
             scd.write(w["ups"])
             for reg, cells in w["regs"]:
                 scd.register_write(reg, cells)
-        futures = {sw: _POOL.submit(run, self.scds[sw], w) for sw, w in work.items()}
-        error = None
+        futures, error = {}, None
+        for sw, w in work.items():
+            scd = self.scds[sw]
+            if not w["fills"] and not w["regs"]:
+                # Table updates only (the common case): sent from here, and
+                # awaited without a thread hop.
+                try:
+                    futures[sw] = scd.write_send(w["ups"])
+                except SppError as e:
+                    error = error or e
+                    continue
+                if futures[sw] is not None:
+                    continue
+            futures[sw] = _POOL.submit(run, scd, w)
         for sw, fut in futures.items():
             try:
                 self._await(self.scds[sw], fut)

@@ -47,4 +47,9 @@ SLICE_PERIODIC = 8
 MAX_BATCH_CALLS = 1000
 
 # Calls of one slice host served at once (api.FairShare); more wait their turn.
+# Reads (and batches) hold a worker thread each; changes hold none (queued to
+# their node's executor, which commits what is queued as one group), so more
+# of them may wait there: what one host queues, another's change waits behind
+# in one group commit, not one by one.
 CALLS_IN_FLIGHT = 2
+CHANGES_IN_FLIGHT = 16

@@ -424,13 +424,24 @@ class SwitchConnection:
         batched request. A refused update raises ``WriteError`` listing each
         update's fate (the others were applied: BMv2 applies a batch entry by
         entry)."""
-        if not updates:
-            return
+        if updates:
+            self.write_wait(self.write_send(updates), updates)
+
+    def write_send(self, updates):
+        """Send ``write``'s request without waiting; ``write_wait`` gets its
+        answer (a caller can wait for several switches, or give up waiting)."""
         req = self._request(p4runtime_pb2.WriteRequest())
         for op, item in updates:
             self.pipeline.entity(item, req.updates.add(type=op).entity)
+        return self.stub.Write.future(req, timeout=self.deadline)
+
+    def write_wait(self, call, updates, timeout: float | None = None):
+        """The answer to ``write_send(updates)``, as ``write`` raises it;
+        ``TimeoutError`` if none came within ``timeout`` (the call goes on)."""
         try:
-            self.stub.Write(req, timeout=self.deadline)
+            call.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise TimeoutError(f"{self.grpc_addr}: no answer to a write yet") from None
         except grpc.RpcError as e:
             if e.code() in _UNREACHABLE:
                 raise self._fail(f"write {len(updates)} update(s)", e) from None

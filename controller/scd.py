@@ -62,6 +62,21 @@ def split_batches(updates):
     return out
 
 
+class PendingWrite:
+    """A switch write under way (Scd.write_send), awaited like a Future."""
+
+    def __init__(self, scd: Scd, conn, call, updates):
+        self.scd, self.conn, self.call, self.updates = scd, conn, call, updates
+
+    def result(self, timeout: float | None = None):
+        """None once the switch took it; SppError(ESWITCH) as ``write``
+        raises it; TimeoutError if no answer came within ``timeout``."""
+        try:
+            return self.conn.write_wait(self.call, self.updates, timeout)
+        except (P4RuntimeError, WriteError) as e:
+            raise self.scd._error("write", e, self.conn) from None
+
+
 class Scd:
     """The controller's agent for one switch (LC or NPE)."""
 
@@ -167,6 +182,15 @@ class Scd:
                 conn.write(batch)
             except (P4RuntimeError, WriteError) as e:
                 raise self._error("write", e, conn) from None
+
+    def write_send(self, updates) -> PendingWrite | None:
+        """``write`` without waiting, when the updates fit one batch (None
+        when they do not: use ``write``). The answer is the PendingWrite's."""
+        batches = split_batches(updates)
+        if len(batches) != 1:
+            return None
+        conn, _ = self._session("write")
+        return PendingWrite(self, conn, conn.write_send(batches[0]), batches[0])
 
     def read_counter(self, name: str, index: int):
         conn, _ = self._session("read")

@@ -382,3 +382,98 @@ def test_one_slice_host_is_served_at_most_calls_in_flight_at_once(client, monkey
     for t in threads:
         t.join()
     assert peak[0] == limits.CALLS_IN_FLIGHT
+
+
+def direct_calls(app):
+    """The app's DirectCalls middleware (built with the stack on first use)."""
+    from controller.api import DirectCalls
+    layer = app.middleware_stack
+    while not isinstance(layer, DirectCalls):
+        layer = layer.app
+    return layer
+
+
+SAME_ANSWERS = [
+    ("get_interfaces", {}, "sekret"),
+    ("get_ifattrs", {"ifn": 1}, "sekret"),
+    ("get_ifattrs", {"ifn": 99}, "sekret"),
+    ("get_ifattrs", {"ifn": "1"}, "sekret"),
+    ("get_ifattrs", {"ifn": 1, "extra": 2}, "sekret"),
+    ("get_ifattrs", [], "sekret"),
+    ("get_ifattrs", {"ifn": 1}, "wrong"),
+    ("free_fastpath", {"fpid": 7}, "sekret"),
+    ("write_fltr", {"fpid": 1, "fid": 3, "key": {"dst_addr": "10.0.0.1"},
+                    "mask": {"dst_addr": "255.255.255.255"}, "result": {"action": "drop"}},
+     "sekret"),
+    ("write_fltr", {"fpid": 1, "fid": 3, "key": {"dst_addr": "10.0.0.300"},
+                    "mask": {}, "result": {"action": "drop"}}, "sekret"),
+    ("alloc_fastpath", {"bw": 1000, "filters": 4, "queues": 1, "buffers": 1, "stats": 1},
+     "sekret"),
+    ("mem_read", {"fpid": 1, "offset": 0, "count": 1}, "sekret"),
+    ("get_periodic", {"pid": 1}, "sekret"),
+]
+
+
+@pytest.mark.parametrize("fn,body,secret", SAME_ANSWERS,
+                         ids=[f"{i}-{c[0]}" for i, c in enumerate(SAME_ANSWERS)])
+def test_direct_calls_answer_as_fastapi_does(client, fn, body, secret):
+    """DirectCalls (api.py) serves plain JSON calls without FastAPI's routing;
+    a media type with parameters goes through FastAPI. Both give the same
+    answer, byte for byte, for calls that succeed and calls that fail, and
+    the common case is served directly."""
+    c, _ = client
+    answers = []
+    for ctype in ("application/json", "application/json; charset=utf-8"):
+        rep = c.post(f"/api/{fn}", content=httpx.Request("POST", "/", json=body).content,
+                     headers={"Content-Type": ctype, "Authorization": f"Bearer {secret}"})
+        answers.append((rep.status_code, rep.headers["content-type"], rep.content))
+    assert answers[0] == answers[1]
+    assert answers[0][1] == "application/json"
+
+
+def test_direct_calls_serve_the_common_case(client):
+    c, _ = client
+    c.post("/api/get_interfaces", json={})
+    served = direct_calls(c.app).served
+    assert c.post("/api/get_ifattrs", json={"ifn": 1}).json()["code"] == 0
+    assert direct_calls(c.app).served == served + 1
+    spp_error(c.post("/api/get_ifattrs", json={"ifn": "x"}), "EINVAL")    # FastAPI words it
+    assert direct_calls(c.app).served == served + 1
+
+
+def test_changes_in_flight_per_host(client, monkeypatch):
+    """FairShare: one host's changes are served up to CHANGES_IN_FLIGHT at
+    once (they hold no thread: queued to the node's executor), its reads
+    still at most CALLS_IN_FLIGHT, each counted apart."""
+    import time
+    from concurrent.futures import Future
+
+    from controller import limits
+    c, ctl = client
+    busy, peak, lock = [0], [0], threading.Lock()
+
+    def slow_change(sl, fpid):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        fut = Future()
+
+        def finish():
+            time.sleep(0.3)
+            with lock:
+                busy[0] -= 1
+            fut.set_result(None)
+        threading.Thread(target=finish, daemon=True).start()
+        return fut
+
+    monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
+    n = limits.CHANGES_IN_FLIGHT + 6
+    reps = []
+    threads = [threading.Thread(target=lambda: reps.append(
+        c.post("/api/free_fastpath", json={"fpid": 1}))) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.json()["code"] for r in reps] == [0] * n
+    assert peak[0] == limits.CHANGES_IN_FLIGHT

@@ -248,6 +248,11 @@ def wait_switches_match_db(testbed, db_path: Path, timeout: float, when: str = "
     assert_switches_match_db(testbed, db_path, when)
 
 
+# Where dst_addr sits in npe.p4's one ternary filter key (pipeline.filter_word).
+DST_SHIFT = sum(pl.FILTER_KEY_BITS[f] for f in
+                pl.FILTER_KEY_FIELDS[pl.FILTER_KEY_FIELDS.index("dst_addr") + 1:])
+
+
 def cross_slice_filters(testbed, db_path: Path, tags: dict[str, int]) -> list[str]:
     """NPE filter entries not of the slice owning their fastpath: an entry's
     key carries its writer's tag (10.<tag>.x.x), its fastpath ID the owner."""
@@ -262,7 +267,8 @@ def cross_slice_filters(testbed, db_path: Path, tags: dict[str, int]) -> list[st
             if e[0] != pl.Npe.FILTER:
                 continue
             match = dict(e[1])
-            gid, (dst, _) = match["fastpath"], match.get("dst_addr", (0, 0))
+            gid, (word, _) = match["fastpath"], match.get("key", (0, 0))
+            dst = word >> DST_SHIFT & 0xFFFFFFFF
             writer = by_tag.get(dst >> 16 & 0xFF, "?")
             holder = owner.get((npe.name, gid))
             if holder != writer:

@@ -317,7 +317,10 @@ def test_malformed_requests_change_nothing(controller, slices, fn, body):
     ctl = controller.ctl
     before = (db_dump(ctl), switch_entries(ctl, "npe"), switch_entries(ctl, "lc"))
     kw = {"content": body} if isinstance(body, bytes) else {"json": body}
-    rep = a._http.post(f"/api/{fn}", **kw)
+    src = a._pool.conn_kw["source_address"][0]
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=src),
+                      headers={"Authorization": f"Bearer {a.secret}"}) as h:
+        rep = h.post(f"{a.controller}/api/{fn}", **kw)
     assert rep.status_code in (400, 404), rep.text
     if rep.status_code == 400:
         assert rep.json()["code"] == 3 and rep.json()["error"] == "EINVAL"

@@ -160,3 +160,31 @@ def test_slice_library_finds_its_settings(tmp_path, monkeypatch):
     with pytest.raises(LibError) as e:
         s.get_interfaces()                       # nobody listens on port 1
     assert e.value.name == "EUNREACH"
+
+
+def test_a_change_cancelled_before_it_runs_changes_nothing(tmp_path):
+    """A request's task cancelled while its change waits in the node's queue
+    (the caller left): the change never runs, and the group it would have
+    joined commits without it; a running change cannot be cancelled."""
+    import threading
+    import time
+
+    from controller.executor import NodeExecutor
+
+    store = Store(tmp_path / "db")
+    ex = NodeExecutor("n", store, {}, repair=lambda switches: None)
+    try:
+        gate, ran = threading.Event(), []
+        blocker = ex.submit(lambda ch: gate.wait(5))       # holds the executor
+        time.sleep(0.1)
+        assert not blocker.cancel()                          # running: too late
+        left = ex.submit(lambda ch: ran.append("left"))
+        stays = ex.submit(lambda ch: ran.append("stays") or "ok")
+        assert left.cancel()
+        gate.set()
+        assert stays.result(timeout=5) == "ok"
+        assert blocker.result(timeout=5) is True
+        assert ran == ["stays"] and left.cancelled()
+    finally:
+        ex.stop()
+        store.close()
