@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from concurrent.futures import Future
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -435,35 +436,59 @@ def _reply(e: SppError, headers: dict | None = None) -> JSONResponse:
 
 class FairShare:
     """Per caller (TCP peer address: one per slice host), at most ``reads``
-    reads or batches and ``changes`` changes are served at once; the others
-    wait, in order, costing no CPU. One slice flooding the API from many
-    connections then holds at most ``reads`` of the controller's worker
-    threads, and another slice's call waits for at most that many of the
-    flood's calls, not for all of them; its changes wait in their node's
-    executor queue, where each group commits everything queued at once."""
+    calls are served at once, the others wait, in order, costing no CPU. One
+    slice flooding the API from many connections then holds at most that
+    many of the controller's threads, and another slice's call waits for at
+    most that many of the flood's calls, not for all of them.
 
-    def __init__(self, app, reads: int, changes: int):
+    Changes hold no thread (they are queued to their node's executor, which
+    commits what is queued as one group), so a caller alone may have up to
+    ``changes`` of them in flight: one slice program's many clients load
+    faster. As soon as another caller has called within ``recent`` seconds,
+    its changes count against ``reads`` too."""
+
+    def __init__(self, app, reads: int, changes: int, recent: float = 1.0):
         self.app = app
-        self.limits = (reads, changes)
+        self.limits = {False: reads, True: changes}
+        self.recent = recent
         self._gates: dict[tuple[str, bool], list] = {}  # (address, change?) -> [sem, users]
+        self._seen: dict[str, float] = {}               # address -> its latest call
+
+    def _crowded(self, who: str) -> bool:
+        now = time.monotonic()
+        self._seen[who] = now
+        if len(self._seen) > 256:
+            self._seen = {h: t for h, t in self._seen.items() if now - t < self.recent}
+        return any(now - t < self.recent for h, t in self._seen.items() if h != who)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope.get("client"):
             return await self.app(scope, receive, send)
+        who = scope["client"][0]
         path = scope.get("path", "")
         change = path.startswith("/api/") and path[5:] in CHANGES
-        key = (scope["client"][0], change)
-        gate = self._gates.get(key)
-        if gate is None:
-            gate = self._gates[key] = [asyncio.Semaphore(self.limits[change]), 0]
-        gate[1] += 1
+        keys = [(who, change)]
+        if change and self._crowded(who):
+            keys.append((who, False))
+        elif not change:
+            self._crowded(who)
+        gates = []
+        for key in keys:
+            gate = self._gates.get(key)
+            if gate is None:
+                gate = self._gates[key] = [asyncio.Semaphore(self.limits[key[1]]), 0]
+            gate[1] += 1
+            gates.append((key, gate))
         try:
-            async with gate[0]:
+            async with AsyncExitStack() as held:
+                for _, gate in gates:               # changes' gate first, always
+                    await held.enter_async_context(gate[0])
                 await self.app(scope, receive, send)
         finally:
-            gate[1] -= 1
-            if gate[1] == 0:
-                del self._gates[key]
+            for key, gate in gates:
+                gate[1] -= 1
+                if gate[1] == 0:
+                    del self._gates[key]
 
 
 class DirectCalls:

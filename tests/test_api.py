@@ -442,9 +442,9 @@ def test_direct_calls_serve_the_common_case(client):
 
 
 def test_changes_in_flight_per_host(client, monkeypatch):
-    """FairShare: one host's changes are served up to CHANGES_IN_FLIGHT at
-    once (they hold no thread: queued to the node's executor), its reads
-    still at most CALLS_IN_FLIGHT, each counted apart."""
+    """FairShare: a host calling alone is served up to CHANGES_IN_FLIGHT
+    changes at once (they hold no thread: queued to the node's executor);
+    while another host calls too, at most CALLS_IN_FLIGHT."""
     import time
     from concurrent.futures import Future
 
@@ -467,13 +467,22 @@ def test_changes_in_flight_per_host(client, monkeypatch):
         return fut
 
     monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
-    n = limits.CHANGES_IN_FLIGHT + 6
-    reps = []
-    threads = [threading.Thread(target=lambda: reps.append(
-        c.post("/api/free_fastpath", json={"fpid": 1}))) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [r.json()["code"] for r in reps] == [0] * n
-    assert peak[0] == limits.CHANGES_IN_FLIGHT
+
+    def flood() -> int:
+        n = limits.CHANGES_IN_FLIGHT + 6
+        peak[0], reps = 0, []
+        threads = [threading.Thread(target=lambda: reps.append(
+            c.post("/api/free_fastpath", json={"fpid": 1}))) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.json()["code"] for r in reps] == [0] * n
+        return peak[0]
+
+    assert flood() == limits.CHANGES_IN_FLIGHT          # alone: many changes at once
+    # Another slice host calls: the flooding host's changes now count against
+    # its CALLS_IN_FLIGHT, so the other's next call waits behind few of them.
+    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
+        assert other.get("/health").status_code == 200
+        assert flood() == limits.CALLS_IN_FLIGHT
