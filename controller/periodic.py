@@ -21,7 +21,7 @@ from . import pipeline as pl
 from .errors import SppError
 from .limits import MAX_PERIODIC_SIZE as MAX_SIZE
 from .limits import MIN_INTERVAL_MS
-from .rmp import Rmp, check_flags, lowest_free, stats_view
+from .rmp import Rmp, check_flags, local_id, stats_view
 from .store import dumps, loads
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class Periodic:
             fp = self.rmp.fastpath(sl, fpid)
             self.rmp._stats_index(fp, index)
             self.rmp.srm.check_quota(sl, "periodic")
-            pid = lowest_free({r["pid"] for r in db.q(
-                "SELECT pid FROM periodic WHERE slice_id = ?", sl["id"])})
+            pid = local_id({r["pid"] for r in db.q(
+                "SELECT pid FROM periodic WHERE slice_id = ?", sl["id"])}, "periodic job")
             data = {"fpid": fpid, "index": index, "flags": flags, "interval": interval,
                     "size": size, "model": model, "port": port, "callback": callback}
             db.x("INSERT INTO periodic (slice_id, pid, fastpath_id, data) VALUES (?, ?, ?, ?)",

@@ -22,7 +22,7 @@ from . import translate as tr
 from .errors import SppError
 from .limits import MAX_FILTER_ID
 from .p4rt import DELETE, INSERT, MODIFY, CounterCell, MeterCell
-from .srm import ENDPOINT_PORTS, META_IF_PORTS, Srm
+from .srm import ENDPOINT_PORTS, META_IF_PORTS, Srm, lowest_free
 from .store import dumps, loads
 from .testbed import Testbed
 
@@ -65,10 +65,15 @@ def stats_view(flags: int, pre, post) -> dict:
     return out
 
 
-def lowest_free(used, start=1):
-    n = start
-    while n in used:
-        n += 1
+#: local IDs a slice sees (fastpaths, meta-interfaces, endpoints, periodic jobs)
+LOCAL_IDS = range(1, 1 << 16)
+
+
+def local_id(used: set[int], what: str) -> int:
+    """The lowest free local ID (1..65535, what the API's U16 fields carry)."""
+    n = lowest_free(used, LOCAL_IDS)
+    if n is None:
+        raise SppError("EQUOTA", f"all {len(LOCAL_IDS)} {what} IDs in use")
     return n
 
 
@@ -204,8 +209,8 @@ class Rmp:
             db, node = self.db(sl), self.node(sl)
             self.srm.check_quota(sl, "fastpaths")
             place = self.srm.place_fastpath(node, req)
-            local = lowest_free({r["local_id"] for r in db.q(
-                "SELECT local_id FROM fastpaths WHERE slice_id = ?", sl["id"])})
+            local = local_id({r["local_id"] for r in db.q(
+                "SELECT local_id FROM fastpaths WHERE slice_id = ?", sl["id"])}, "fastpath")
             ld_port, exc_port = self.srm.slice_ports(sl, 2)
             fid = db.x(
                 "INSERT INTO fastpaths (slice_id, local_id, node, npe, gid, copt, bw_kbps, "
@@ -345,8 +350,8 @@ class Rmp:
             self.srm.check_quota(sl, "meta_ifs")
             self.srm.check_meta_if_room(node, fp["npe"])
             port_ = self.srm.alloc_port(sl["node"], iface.addr, 17, port, META_IF_PORTS)
-            mi = lowest_free({r["mi"] for r in db.q(
-                "SELECT mi FROM meta_ifs WHERE fastpath_id = ?", fp["id"])})
+            mi = local_id({r["mi"] for r in db.q(
+                "SELECT mi FROM meta_ifs WHERE fastpath_id = ?", fp["id"])}, "meta-interface")
             db.x("INSERT INTO meta_ifs VALUES (?, ?, ?, ?, ?, ?, ?)",
                  fp["id"], mi, sl["node"], ifn, iface.addr, port_, bw)
             row = self.meta_if(sl, fp, mi)
@@ -408,8 +413,8 @@ class Rmp:
             if db.one("SELECT 1 FROM endpoints WHERE slice_id = ? AND proto = ? AND "
                       "slice_port = ?", sl["id"], pnum, sport):
                 raise SppError("EEXIST", f"slice port {sport}/{proto} already forwarded")
-            eid = lowest_free({r["eid"] for r in db.q(
-                "SELECT eid FROM endpoints WHERE slice_id = ?", sl["id"])})
+            eid = local_id({r["eid"] for r in db.q(
+                "SELECT eid FROM endpoints WHERE slice_id = ?", sl["id"])}, "endpoint")
             db.x("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sl["id"], eid,
                  sl["node"], ifn, iface.addr, pnum, port_, sport)
             ep = db.one("SELECT * FROM endpoints WHERE slice_id = ? AND eid = ?", sl["id"], eid)
