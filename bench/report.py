@@ -195,6 +195,18 @@ def controlplane_targets(cp: dict) -> list[str]:
              "bulk load writes 8,000 filters and the 10,000 figure is scaled from its rate.", "",
              "| what | target | measured | met |", "|---|---|---|---|"]
     lines += [f"| {w} | {t} | {m} | {'yes' if ok else '**no**'} |" for w, t, m, ok in rows]
+    cpu = cp.get("cpu_ms_per_filter", {}).get("rest_8_clients_1_slice")
+    if cpu and raw:
+        per_call = sum(cpu.get(k, 0) for k in ("controller", "npe", "client processes"))
+        ceiling = 2 * 1000 / per_call
+        lines += ["", f"The ceiling for single calls: in the 8-client stage one call costs "
+                  f"{per_call:.2f} ms of CPU (controller {cpu['controller']:.2f}, clients "
+                  f"{cpu.get('client processes', 0):.2f}, NPE {cpu['npe']:.2f}), so two cores "
+                  f"serve at most {_f(ceiling)} calls/s even if nothing waits, against "
+                  f"{_f(0.5 * raw)}/s for 0.5x raw batched"
+                  + (": one REST call per filter cannot reach that here; the batch "
+                     "extension is the faster way (the bulk row)." if ceiling < 0.5 * raw
+                     else ".")]
     errors = {k: v for k, v in cp.get("errors", {}).items() if v}
     if errors or bulk["errors"] or fair["flood_errors"]:
         lines += ["", f"Errors answered: {errors}, bulk {bulk['errors']}, "
