@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from concurrent.futures import Future
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -352,7 +352,7 @@ def call(ctl, sl: dict, name: str, body: Req):
                                     "why") from None
     if metrics:
         if isinstance(res, Future):                 # a batch's change: counted when done
-            res.add_done_callback(lambda f: metrics.api.observe(
+            res.add_done_callback(lambda f: f.cancelled() or metrics.api.observe(
                 name, f.exception().error.name if isinstance(f.exception(), SppError)
                 else "EINTERNAL" if f.exception() else "OK", time.perf_counter() - t0))
         else:
@@ -434,6 +434,26 @@ def _reply(e: SppError, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(status_code=e.error.http, content=e.to_json(), headers=headers)
 
 
+class Callers:
+    """Which slice hosts called lately: the two most recent distinct ones,
+    so that "did another host call within ``recent`` seconds?" costs the
+    same however many addresses call. Only authenticated calls count."""
+
+    def __init__(self, recent: float = 1.0):
+        self.recent = recent
+        self._last: dict[str, float] = {}             # at most two: address -> time
+
+    def seen(self, who: str):
+        self._last.pop(who, None)
+        self._last[who] = time.monotonic()
+        if len(self._last) > 2:
+            del self._last[next(iter(self._last))]    # the least recent
+
+    def others(self, who: str) -> bool:
+        now = time.monotonic()
+        return any(now - t < self.recent for h, t in self._last.items() if h != who)
+
+
 class FairShare:
     """Per caller (TCP peer address: one per slice host), at most ``reads``
     calls are served at once, the others wait, in order, costing no CPU. One
@@ -444,22 +464,29 @@ class FairShare:
     Changes hold no thread (they are queued to their node's executor, which
     commits what is queued as one group), so a caller alone may have up to
     ``changes`` of them in flight: one slice program's many clients load
-    faster. As soon as another caller has called within ``recent`` seconds,
-    its changes count against ``reads`` too."""
+    faster. While another slice host has called lately (``callers``), a
+    change admitted from then on also takes one of its caller's ``reads``
+    places (decided when its turn comes, not when it arrived)."""
 
-    def __init__(self, app, reads: int, changes: int, recent: float = 1.0):
+    def __init__(self, app, reads: int, changes: int, callers: Callers):
         self.app = app
         self.limits = {False: reads, True: changes}
-        self.recent = recent
+        self.callers = callers
         self._gates: dict[tuple[str, bool], list] = {}  # (address, change?) -> [sem, users]
-        self._seen: dict[str, float] = {}               # address -> its latest call
 
-    def _crowded(self, who: str) -> bool:
-        now = time.monotonic()
-        self._seen[who] = now
-        if len(self._seen) > 256:
-            self._seen = {h: t for h, t in self._seen.items() if now - t < self.recent}
-        return any(now - t < self.recent for h, t in self._seen.items() if h != who)
+    @asynccontextmanager
+    async def _gate(self, key: tuple[str, bool]):
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = [asyncio.Semaphore(self.limits[key[1]]), 0]
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                yield
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                del self._gates[key]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope.get("client"):
@@ -467,28 +494,11 @@ class FairShare:
         who = scope["client"][0]
         path = scope.get("path", "")
         change = path.startswith("/api/") and path[5:] in CHANGES
-        keys = [(who, change)]
-        if change and self._crowded(who):
-            keys.append((who, False))
-        elif not change:
-            self._crowded(who)
-        gates = []
-        for key in keys:
-            gate = self._gates.get(key)
-            if gate is None:
-                gate = self._gates[key] = [asyncio.Semaphore(self.limits[key[1]]), 0]
-            gate[1] += 1
-            gates.append((key, gate))
-        try:
-            async with AsyncExitStack() as held:
-                for _, gate in gates:               # changes' gate first, always
-                    await held.enter_async_context(gate[0])
-                await self.app(scope, receive, send)
-        finally:
-            for key, gate in gates:
-                gate[1] -= 1
-                if gate[1] == 0:
-                    del self._gates[key]
+        async with AsyncExitStack() as held:
+            await held.enter_async_context(self._gate((who, change)))
+            if change and self.callers.others(who):     # changes' gate first, always
+                await held.enter_async_context(self._gate((who, False)))
+            await self.app(scope, receive, send)
 
 
 class DirectCalls:
@@ -504,9 +514,10 @@ class DirectCalls:
     OpenAPI schema comes from the same models.
     """
 
-    def __init__(self, app, ctl):
+    def __init__(self, app, ctl, callers: Callers):
         self.app = app
         self.ctl = ctl
+        self.callers = callers
         self.served = 0                 # calls answered here (the rest: by FastAPI)
 
     async def __call__(self, scope, receive, send):
@@ -542,8 +553,9 @@ class DirectCalls:
         except Exception:  # noqa: BLE001 - not the common case: FastAPI answers it
             return await self.app(scope, _replay(body, receive), send)
         try:
-            sl = self.ctl.admin.authenticate(secret, scope["client"][0] if scope.get("client")
-                                             else None)
+            who = scope["client"][0] if scope.get("client") else None
+            sl = self.ctl.admin.authenticate(secret, who)
+            self.callers.seen(who)
             try:
                 args = fn.model.model_validate(obj)
             except ValidationError:
@@ -626,9 +638,11 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         # the operator listener serves Prometheus metrics (metrics.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.add_middleware(DirectCalls, ctl=ctl)
+    callers = Callers()
+    app.add_middleware(DirectCalls, ctl=ctl, callers=callers)
     app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
-    app.add_middleware(FairShare, reads=L.CALLS_IN_FLIGHT, changes=L.CHANGES_IN_FLIGHT)
+    app.add_middleware(FairShare, reads=L.CALLS_IN_FLIGHT, changes=L.CHANGES_IN_FLIGHT,
+                       callers=callers)
 
     @app.exception_handler(SppError)
     def spp_error(request: Request, exc: SppError):
@@ -663,10 +677,12 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     async def slice_of(request: Request,
                        cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
         # In the event loop (a thread hop costs more than this indexed read),
-        # and before the body is looked at: a caller without a slice learns
-        # nothing, not even what is wrong with its arguments.
+        # and before the arguments are validated: a caller without a slice
+        # learns nothing about them (only whether its body was JSON at all).
         client = request.client.host if request.client else None
-        return ctl.admin.authenticate(cred.credentials if cred else None, client)
+        sl = ctl.admin.authenticate(cred.credentials if cred else None, client)
+        callers.seen(client)
+        return sl
 
     def admin(x_spp_admin: Annotated[str | None, Header()] = None):
         if not x_spp_admin or not hmac.compare_digest(x_spp_admin.encode(),

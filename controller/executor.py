@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import traceback
@@ -191,6 +192,18 @@ class NodeExecutor:
                     log.error("node %s: applying a group failed:\n%s", self.name,
                               traceback.format_exc())
                     raise _internal(e) from None
+        except sqlite3.Error as e:
+            # The commit itself failed (disk full, I/O error) after the
+            # switches took the group: roll back if SQLite did not, put the
+            # switches back to the database, and answer: nothing changed.
+            log.error("node %s: commit of a group of %d failed: %s", self.name, len(group), e)
+            self.store.abort()
+            self.repair(set().union(*(c.switches for _, _, c in done)) if done else set())
+            for job, err in failed:
+                job.future.set_exception(err)
+            for job, _, _ in done:
+                job.future.set_exception(_internal(e))
+            return
         except SppError as e:
             # Rolled back. The switches may hold part of the group: put them
             # back to the database, then give every change its own answer.

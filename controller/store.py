@@ -219,6 +219,12 @@ class Store:
             raise
         db.execute("COMMIT")
 
+    def abort(self):
+        """Roll back this thread's transaction if one is still open (a
+        COMMIT that failed may leave it so)."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
     @contextmanager
     def savepoint(self):
         """A nested unit inside ``tx()``: rolled back alone if the block raises."""

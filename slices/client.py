@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from urllib.parse import quote
 
 import urllib3
 
@@ -89,14 +90,15 @@ class Slice:
         self._prefix = (url.path or "") + "/api/"
         # urllib3 (what requests is built on) costs a slice program about a
         # third of httpx's CPU per call. Keep-alive connections, one per
-        # thread in flight; a connection that cannot be made is retried (the
-        # call did not happen), one that breaks after sending is not.
+        # thread in flight; a connection that cannot be made is retried, 0,
+        # 0.5 and 1 s later (the call did not happen: this rides out a
+        # controller restart), one that breaks after sending is not.
         pool = (urllib3.HTTPSConnectionPool if url.scheme == "https"
                 else urllib3.HTTPConnectionPool)
         self._pool = pool(url.host, url.port or (443 if url.scheme == "https" else 80),
                           maxsize=64, timeout=urllib3.Timeout(connect=timeout, read=timeout),
                           retries=urllib3.Retry(total=None, connect=3, read=0, redirect=0,
-                                                status=0, other=0),
+                                                status=0, other=0, backoff_factor=0.25),
                           headers={"Authorization": f"Bearer {self.secret}",
                                    "Content-Type": "application/json"},
                           **({"source_address": (local_address, 0)} if local_address else {}))
@@ -113,11 +115,12 @@ class Slice:
     def call(self, function: str, **args):
         """Call any slice API function by name; returns its result."""
         try:
-            rep = self._pool.urlopen("POST", self._prefix + function,
+            rep = self._pool.urlopen("POST", self._prefix + quote(function, safe=""),
                                      body=json.dumps(args).encode())
         except urllib3.exceptions.MaxRetryError as e:
             if isinstance(e.reason, (urllib3.exceptions.NewConnectionError,
-                                     urllib3.exceptions.ConnectTimeoutError)):
+                                     urllib3.exceptions.ConnectTimeoutError,
+                                     urllib3.exceptions.SSLError)):
                 # Nothing was sent: the call did not happen.
                 raise SppError.named("EUNREACH", f"controller {self.controller}: "
                                                  f"{e.reason}") from None

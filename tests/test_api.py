@@ -444,18 +444,20 @@ def test_direct_calls_serve_the_common_case(client):
 def test_changes_in_flight_per_host(client, monkeypatch):
     """FairShare: a host calling alone is served up to CHANGES_IN_FLIGHT
     changes at once (they hold no thread: queued to the node's executor);
-    while another host calls too, at most CALLS_IN_FLIGHT."""
+    once another slice host calls, its changes that get their turn from then
+    on (even ones queued before) count against CALLS_IN_FLIGHT."""
     import time
     from concurrent.futures import Future
 
     from controller import limits
     c, ctl = client
-    busy, peak, lock = [0], [0], threading.Lock()
+    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
+    busy, starts, lock = [0], [], threading.Lock()
 
     def slow_change(sl, fpid):
         with lock:
             busy[0] += 1
-            peak[0] = max(peak[0], busy[0])
+            starts.append((time.monotonic(), busy[0]))
         fut = Future()
 
         def finish():
@@ -468,21 +470,50 @@ def test_changes_in_flight_per_host(client, monkeypatch):
 
     monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
 
-    def flood() -> int:
-        n = limits.CHANGES_IN_FLIGHT + 6
-        peak[0], reps = 0, []
+    def flood(n: int) -> list[threading.Thread]:
         threads = [threading.Thread(target=lambda: reps.append(
             c.post("/api/free_fastpath", json={"fpid": 1}))) for _ in range(n)]
         for t in threads:
             t.start()
+        return threads
+
+    reps: list = []
+    for t in flood(limits.CHANGES_IN_FLIGHT + 6):
+        t.join()
+    assert max(b for _, b in starts) == limits.CHANGES_IN_FLIGHT      # alone
+    # A backlog queued while alone; then slice b calls (authenticated, from
+    # its own host) and keeps calling.
+    starts.clear()
+    threads = flood(limits.CHANGES_IN_FLIGHT + 24)
+    time.sleep(0.1)
+    stop = threading.Event()
+    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
+        other.headers["Authorization"] = "Bearer sekret-b"
+
+        def keep_calling():
+            while not stop.is_set():
+                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+                time.sleep(0.1)
+        b = threading.Thread(target=keep_calling)
+        t_b = time.monotonic()
+        b.start()
         for t in threads:
             t.join()
-        assert [r.json()["code"] for r in reps] == [0] * n
-        return peak[0]
+        stop.set()
+        b.join()
+    assert [r.json()["code"] for r in reps] == [0] * len(reps)
+    later = [n for t, n in starts if t > t_b + 0.4]      # once the first 16 are done
+    assert later and max(later) <= limits.CALLS_IN_FLIGHT, starts
 
-    assert flood() == limits.CHANGES_IN_FLIGHT          # alone: many changes at once
-    # Another slice host calls: the flooding host's changes now count against
-    # its CALLS_IN_FLIGHT, so the other's next call waits behind few of them.
-    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
-        assert other.get("/health").status_code == 200
-        assert flood() == limits.CALLS_IN_FLIGHT
+
+def test_callers_is_constant_size():
+    """FairShare's memory of other callers: two hosts, whatever calls."""
+    from controller.api import Callers
+    callers = Callers(recent=10)
+    for i in range(10_000):
+        callers.seen(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    assert len(callers._last) == 2
+    assert callers.others("10.0.0.1") and callers.others("10.0.39.15")
+    lone = Callers(recent=10)
+    lone.seen("a")
+    assert not lone.others("a") and lone.others("b")

@@ -3,6 +3,8 @@ names and encodings against the committed P4Info, the meta-net layer."""
 
 import re
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -166,9 +168,6 @@ def test_a_change_cancelled_before_it_runs_changes_nothing(tmp_path):
     """A request's task cancelled while its change waits in the node's queue
     (the caller left): the change never runs, and the group it would have
     joined commits without it; a running change cannot be cancelled."""
-    import threading
-    import time
-
     from controller.executor import NodeExecutor
 
     store = Store(tmp_path / "db")
@@ -185,6 +184,45 @@ def test_a_change_cancelled_before_it_runs_changes_nothing(tmp_path):
         assert stays.result(timeout=5) == "ok"
         assert blocker.result(timeout=5) is True
         assert ran == ["stays"] and left.cancelled()
+    finally:
+        ex.stop()
+        store.close()
+
+
+def test_a_failed_commit_is_answered_and_repaired(tmp_path):
+    """COMMIT itself fails (here a deferred foreign key; in life a full disk):
+    the group is rolled back, the node's switches are repaired to the
+    database, each change is answered (EINTERNAL, nothing changed; a change
+    refused on its own keeps its own error), and the executor goes on."""
+    from controller.executor import NodeExecutor
+
+    store = Store(tmp_path / "db")
+    store.db.executescript(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);")
+    repaired = []
+    ex = NodeExecutor("n", store, {}, repair=lambda switches: repaired.append(switches))
+    try:
+        gate = threading.Event()
+        first = ex.submit(lambda ch: gate.wait(5))              # holds the queue
+        time.sleep(0.1)
+
+        def orphan(ch):
+            store.x("INSERT INTO child VALUES (42)")            # no parent 42: COMMIT fails
+        def refused(ch):
+            raise SppError("ENOENT", "no such thing")
+
+        bad, own = ex.submit(orphan), ex.submit(refused)
+        gate.set()
+        first.result(timeout=5)
+        with pytest.raises(SppError) as e:
+            bad.result(timeout=5)
+        assert e.value.error.name == "EINTERNAL" and "nothing was changed" in e.value.message
+        with pytest.raises(SppError) as e:
+            own.result(timeout=5)
+        assert e.value.error.name == "ENOENT"
+        assert repaired == [set()]                  # (no switch here: none to repair)
+        assert ex.submit(lambda ch: store.scalar("SELECT COUNT(*) FROM child")).result(5) == 0
     finally:
         ex.stop()
         store.close()
