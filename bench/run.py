@@ -126,10 +126,12 @@ def main(argv=None) -> int:
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     results["environment"] = environment()
     durations = results.setdefault("durations_s", {})
+    dates = results.setdefault("dates", {})      # when each stage last ran
     t_all = time.monotonic()
     for stage in stages:
         print(f"== {stage}", flush=True)
         t = time.monotonic()
+        dates[stage] = datetime.datetime.now().isoformat(timespec="seconds")
         if stage == "dataplane":
             from . import dataplane
             results["dataplane"] = dataplane.run(runs=args.runs)

@@ -32,9 +32,8 @@ def measured(path: Path = RESULTS) -> dict:
 
     def pps(case):
         return int(cases.get(case, {}).get("64", {}).get("pps") or 0)
-    env = r.get("environment", {})
     return {"npe_pps": pps("fastpath"), "lc_pps": pps("lc"),
-            "date": env.get("dataplane_isolation_date") or env.get("date")}
+            "date": r.get("dates", {}).get("dataplane") or r.get("environment", {}).get("date")}
 
 
 # The share of its measured capacity (the NPE alone on the machine) that an NPE

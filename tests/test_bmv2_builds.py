@@ -17,9 +17,10 @@ def test_skips_without_a_second_build(monkeypatch, capsys, tmp_path):
     assert bb.perf_binary(None) == "/bin/true"
 
 
-def fake_switch(capacity: int, hiccups=()):
-    """paced() against a switch that carries ``capacity`` packets/s and loses 5 % once at
-    each rate in ``hiccups``."""
+def capacity_model(capacity: int, hiccups=()):
+    """A stand-in for paced()'s measurement (arithmetic, not a switch: the search
+    is what is tested here; the stage itself runs real BMv2): ``capacity``
+    packets/s carried, 5 % lost once at each rate in ``hiccups``."""
     pending = list(hiccups)
 
     def paced(s, size, pps, seconds):
@@ -35,21 +36,21 @@ def fake_switch(capacity: int, hiccups=()):
 
 def test_loss_free_search(monkeypatch):
     rates = (5_000, 10_000, 20_000, 40_000)
-    monkeypatch.setattr(bb, "paced", fake_switch(30_000))
+    monkeypatch.setattr(bb, "paced", capacity_model(30_000))
     r = bb.loss_free(None, 64, rates, 1.0)
     # 20k carried, 40k not (tried twice), then 30k carried, 35k not: 30k
     assert r["pps"] == 30_000
     assert [x["offered_pps"] for x in r["steps"]] == [5_000, 10_000, 20_000, 40_000, 40_000,
                                                        30_000, 35_000, 35_000]
     # one hiccup does not end the search; the same loss twice does
-    monkeypatch.setattr(bb, "paced", fake_switch(30_000, hiccups=(10_000,)))
+    monkeypatch.setattr(bb, "paced", capacity_model(30_000, hiccups=(10_000,)))
     assert bb.loss_free(None, 64, rates, 1.0)["pps"] == 30_000
-    monkeypatch.setattr(bb, "paced", fake_switch(30_000, hiccups=(10_000, 10_000)))
+    monkeypatch.setattr(bb, "paced", capacity_model(30_000, hiccups=(10_000, 10_000)))
     assert bb.loss_free(None, 64, rates, 1.0)["pps"] == 8_800    # 5k, then 7.5k, 8.8k
     # nothing carried, or everything carried
-    monkeypatch.setattr(bb, "paced", fake_switch(1_000))
+    monkeypatch.setattr(bb, "paced", capacity_model(1_000))
     assert bb.loss_free(None, 64, rates, 1.0)["pps"] == 0
-    monkeypatch.setattr(bb, "paced", fake_switch(10**6))
+    monkeypatch.setattr(bb, "paced", capacity_model(10**6))
     assert bb.loss_free(None, 64, rates, 1.0)["pps"] == 40_000
 
 
