@@ -582,7 +582,6 @@ class DirectCalls:
         await response(scope, receive, send)
 
 
-
 def _replay(body: bytes, receive):
     """``receive`` for an app after the body was read: the body, then the rest."""
     sent = False
