@@ -198,6 +198,7 @@ class NodeExecutor:
             # switches back to the database, and answer: nothing changed.
             log.error("node %s: commit of a group of %d failed: %s", self.name, len(group), e)
             self.store.abort()
+            self._undo_registers([c for _, _, c in done])
             self.repair(set().union(*(c.switches for _, _, c in done)) if done else set())
             for job, err in failed:
                 job.future.set_exception(err)
