@@ -44,7 +44,7 @@ from controller import translate as tr
 from controller.p4rt import Entry, Pipeline, SwitchConnection
 from controller.testbed import Interface, Node, Npe, Switch
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
-from mininet_topo.netns import Namespace
+from mininet_topo.netns import InNamespace, Namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (64, 512, 1400)
@@ -88,7 +88,7 @@ def seq_of(frame: bytes) -> int | None:
     return int.from_bytes(frame[i + 4:i + 8], "big") if i >= 0 else None
 
 
-class Setup:
+class Setup(InNamespace):
     """One forwarder between the generator (gen0) and the sink (sink0)."""
 
     def __init__(self, case: str, workdir: Path, bmv2: str | None = None):
@@ -99,18 +99,6 @@ class Setup:
         self.ns = Namespace("spp-bench-dp")
         self.others: list[Namespace] = []
         self.switch_pid: int | None = None
-
-    def __enter__(self):
-        self.ns.__enter__()
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def close(self):
         for ns in self.others:

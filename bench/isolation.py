@@ -43,7 +43,7 @@ from controller import translate as tr
 from controller.p4rt import MODIFY, MeterCell, SwitchConnection
 from controller.testbed import Interface, Node, Npe, Route, Switch
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
-from mininet_topo.netns import Namespace
+from mininet_topo.netns import InNamespace, Namespace
 
 MARK = b"SPPI"
 LC_MAC, NPE_MAC = "02:00:00:00:0c:01", "02:00:00:00:0c:02"
@@ -121,7 +121,7 @@ class SliceNet:
                      / UDP(sport=45000, dport=20001, chksum=0) / inner)
 
 
-class Isolation:
+class Isolation(InNamespace):
     """The testbed of one run (a context manager)."""
 
     def __init__(self, cfg: Config, workdir: Path):
@@ -129,18 +129,6 @@ class Isolation:
         self.workdir = workdir
         self.ns = Namespace("spp-iso")
         self.slices = [SliceNet(i, cfg.reservation_kbps) for i in range(1 + cfg.flooders)]
-
-    def __enter__(self):
-        self.ns.__enter__()
-        try:
-            self._build()
-        except BaseException:
-            self.ns.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.ns.close()
 
     # ---- set-up ----
     def _build(self):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from controller.testbed import Interface, Node, Npe, Route, Switch, Testbed
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
-from mininet_topo.netns import Namespace, terminate
+from mininet_topo.netns import InNamespace, Namespace, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 LC_IF1_MAC, LC_IF2_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -35,7 +35,7 @@ SLICE_A, SLICE_B = "10.0.2.10", "10.0.2.11"
 END_HOST = "192.168.1.100"
 
 
-class LiveNode:
+class LiveNode(InNamespace):
     """Start with ``with LiveNode(tmpdir) as node:``; ``node.testbed`` describes it."""
 
     def __init__(self, workdir: Path, tag: str | None = None):
@@ -50,15 +50,6 @@ class LiveNode:
         return SwitchSpec(name, ports, grpc_port, thrift_port,
                           log_file=self.workdir / f"{name}.log",
                           extra_args=[], debug=False)
-
-    def __enter__(self):
-        self.ns.__enter__()
-        try:
-            self._build()
-        except BaseException:
-            self.ns.close()
-            raise
-        return self
 
     def _build(self):
         ns = self.ns
@@ -125,8 +116,3 @@ class LiveNode:
         """
         return [bytes.fromhex(h) for h in json.loads(self.scapy(code).strip().splitlines()[-1])]
 
-    def close(self):
-        self.ns.close()
-
-    def __exit__(self, *exc):
-        self.close()

@@ -28,6 +28,33 @@ def terminate(proc: subprocess.Popen, timeout: float = 5.0):
         proc.wait()
 
 
+class InNamespace:
+    """A set-up built in the namespace ``self.ns`` (a context manager):
+    entering creates the namespace and runs ``_build()``; if that fails,
+    ``close()`` removes everything again before the error goes on; leaving
+    calls ``close()`` (by default: the namespace, with its processes and links)."""
+
+    ns: Namespace
+
+    def _build(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.ns.__enter__()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.ns.close()
+
+
 class Namespace:
     """A network namespace that is deleted, with its processes, on exit."""
 
