@@ -360,6 +360,17 @@ def call(ctl, sl: dict, name: str, body: Req):
     return res
 
 
+async def serve(ctl, sl: dict, name: str, body: Req):
+    """``call`` from the event loop. A change holds no thread: it is queued to
+    its node's executor and awaited (thousands may wait, at no cost). A read
+    runs in a worker thread: it may wait for a switch."""
+    if name in CHANGES:
+        with ctl.rmp.deferred():
+            res = call(ctl, sl, name, body)
+        return await asyncio.wrap_future(res) if isinstance(res, Future) else res
+    return await run_in_threadpool(call, ctl, sl, name, body)
+
+
 class BatchCall(Req):
     fn: Literal[tuple(FUNCTIONS)]  # type: ignore[valid-type]
     args: dict[str, Any] = Field(default_factory=dict)
@@ -514,10 +525,10 @@ class DirectCalls:
     OpenAPI schema comes from the same models.
     """
 
-    def __init__(self, app, ctl, callers: Callers):
+    def __init__(self, app, ctl, authenticate):
         self.app = app
         self.ctl = ctl
-        self.callers = callers
+        self.authenticate = authenticate        # (secret, address) -> slice
         self.served = 0                 # calls answered here (the rest: by FastAPI)
 
     async def __call__(self, scope, receive, send):
@@ -553,21 +564,12 @@ class DirectCalls:
         except Exception:  # noqa: BLE001 - not the common case: FastAPI answers it
             return await self.app(scope, _replay(body, receive), send)
         try:
-            who = scope["client"][0] if scope.get("client") else None
-            sl = self.ctl.admin.authenticate(secret, who)
-            self.callers.seen(who)
+            sl = self.authenticate(secret, scope["client"][0] if scope.get("client") else None)
             try:
                 args = fn.model.model_validate(obj)
             except ValidationError:
                 return await self.app(scope, _replay(body, receive), send)
-            name = path[5:]
-            if name in CHANGES:
-                with self.ctl.rmp.deferred():
-                    res = call(self.ctl, sl, name, args)
-                if isinstance(res, Future):
-                    res = await asyncio.wrap_future(res)
-            else:
-                res = await run_in_threadpool(call, self.ctl, sl, name, args)
+            res = await serve(self.ctl, sl, path[5:], args)
         except SppError as e:
             self.served += 1
             return await _reply(e)(scope, receive, send)
@@ -638,7 +640,14 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     callers = Callers()
-    app.add_middleware(DirectCalls, ctl=ctl, callers=callers)
+
+    def authenticate(secret: str | None, address: str | None) -> dict:
+        """The calling slice; FairShare learns that its host called."""
+        sl = ctl.admin.authenticate(secret, address)
+        callers.seen(address)
+        return sl
+
+    app.add_middleware(DirectCalls, ctl=ctl, authenticate=authenticate)
     app.add_middleware(BodyLimit, limit=L.MAX_BODY_BYTES)
     app.add_middleware(FairShare, reads=L.CALLS_IN_FLIGHT, changes=L.CHANGES_IN_FLIGHT,
                        callers=callers)
@@ -678,10 +687,8 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         # In the event loop (a thread hop costs more than this indexed read),
         # and before the arguments are validated: a caller without a slice
         # learns nothing about them (only whether its body was JSON at all).
-        client = request.client.host if request.client else None
-        sl = ctl.admin.authenticate(cred.credentials if cred else None, client)
-        callers.seen(client)
-        return sl
+        return authenticate(cred.credentials if cred else None,
+                            request.client.host if request.client else None)
 
     def admin(x_spp_admin: Annotated[str | None, Header()] = None):
         if not x_spp_admin or not hmac.compare_digest(x_spp_admin.encode(),
@@ -692,19 +699,8 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     ok = {200: {"model": SppOk, "description": "success"}}
 
     def add(name: str, fn: Function):
-        # The event loop serves a change without a thread of its own: it is
-        # queued to its node's executor and awaited (thousands may wait, at no
-        # cost). A read runs in a worker thread: it may wait for a switch.
-        if name in CHANGES:
-            async def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
-                with ctl.rmp.deferred():
-                    res = call(ctl, sl, name, body)
-                if isinstance(res, Future):
-                    res = await asyncio.wrap_future(res)
-                return {"code": 0, "result": res}
-        else:
-            def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
-                return {"code": 0, "result": call(ctl, sl, name, body)}
+        async def endpoint(body: fn.model, sl: dict = Depends(slice_of)):
+            return {"code": 0, "result": await serve(ctl, sl, name, body)}
         endpoint.__name__ = name
         app.post(f"/api/{name}", name=name, tags=["slice API"], summary=name,
                  description=fn.doc, responses={

@@ -198,8 +198,7 @@ class NodeExecutor:
             # switches back to the database, and answer: nothing changed.
             log.error("node %s: commit of a group of %d failed: %s", self.name, len(group), e)
             self.store.abort()
-            self._undo_registers([c for _, _, c in done])
-            self.repair(set().union(*(c.switches for _, _, c in done)) if done else set())
+            self._put_back([c for _, _, c in done])
             for job, err in failed:
                 job.future.set_exception(err)
             for job, _, _ in done:
@@ -208,9 +207,7 @@ class NodeExecutor:
         except SppError as e:
             # Rolled back. The switches may hold part of the group: put them
             # back to the database, then give every change its own answer.
-            touched = set().union(*(c.switches for _, _, c in done)) if done else set()
-            self._undo_registers([c for _, _, c in done])
-            self.repair(touched)
+            self._put_back([c for _, _, c in done])
             for job, err in failed:
                 job.future.set_exception(err)
             if len(done) == 1:
@@ -282,6 +279,12 @@ class NodeExecutor:
                 scd.mark_down("no answer while writing")
                 raise SppError("ESWITCH", f"{scd.name} did not answer (stalled or dead); "
                                           f"nothing was changed")
+
+    def _put_back(self, changes: list[Change]):
+        """After a rollback: the switches these changes touched back to the
+        database (registers to what they held, tables reconciled)."""
+        self._undo_registers(changes)
+        self.repair(set().union(*(c.switches for c in changes)))
 
     def _undo_registers(self, changes: list[Change]):
         for c in reversed(changes):
