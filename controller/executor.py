@@ -29,7 +29,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -268,14 +267,18 @@ class NodeExecutor:
         PATIENCE is probed: if it does not answer the probe either, it is
         stalled: marked down at once, and the group fails now (its write is
         left to time out), so the node's other switches wait a fraction of
-        a second for it, not the whole deadline."""
-        until = time.monotonic() + scd.deadline + PATIENCE
+        a second for it, not the whole deadline. A switch that answers is
+        working through a large part (thousands of register cells take
+        seconds) and is waited for: each of its requests has the deadline
+        of its own, so one that stops answering midway fails the part
+        within it. (Marking a busy switch down would fail every slice's
+        calls for what one slice's large writes cost.)"""
         while True:
             try:
                 return fut.result(timeout=PATIENCE)
             except FutureTimeout:
                 pass
-            if not scd.alive(deadline=PROBE) or time.monotonic() > until:
+            if not scd.alive(deadline=PROBE):
                 scd.mark_down("no answer while writing")
                 raise SppError("ESWITCH", f"{scd.name} did not answer (stalled or dead); "
                                           f"nothing was changed")

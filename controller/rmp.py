@@ -225,6 +225,7 @@ class Rmp:
             # The partition starts clean, whatever its previous owner left.
             ch.write(npe, [(MODIFY, CounterCell(c, fp["stats_base"] + i))
                            for c in (pl.Npe.STATS_PRE, pl.Npe.STATS_POST) for i in range(stats)])
+            ch.register_fill(npe, pl.Npe.QUEUE_LEN, fp["queue_base"], queues)
             # Bandwidth is policed from now on: queues closed until bound, the
             # fastpath at its bw (docs/npe.md).
             ch.write(npe, [(MODIFY, MeterCell(pl.Npe.QUEUE_RATE, fp["queue_base"] + q,
@@ -597,6 +598,15 @@ class Rmp:
             for qid in qids:
                 if not 0 <= qid < fp["n_queues"]:
                     raise SppError("ERANGE", f"queue {qid} outside 0..{fp['n_queues'] - 1}")
+            # A filter forwards through a queue to the meta-interface it was
+            # bound to (_check_result); moved to another, the queue would
+            # carry that one's rate onto the filter's interface, past its
+            # reservation there.
+            for f in db.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
+                r = loads(f["data"])["result"]
+                if r["action"] == "forward" and r["queue"] in qids and r["meta_if"] != mi:
+                    raise SppError("EBUSY", f"filter {f['fid']} forwards through queue "
+                                            f"{r['queue']} to meta-interface {r['meta_if']}")
             for qid in qids:
                 q = db.one("SELECT * FROM queues WHERE fastpath_id = ? AND qid = ?",
                            fp["id"], qid)

@@ -1,0 +1,191 @@
+"""Attacks from the adversarial review of the isolation promises: what one
+slice could do to another through the slice API, and the checks that stop it.
+Each test fails with its protection switched off."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import SLICE_A_MGMT, needs_bmv2
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from controller import pipeline as pl
+from controller.errors import SppError as CtlError
+from controller.executor import PATIENCE, NodeExecutor
+from controller.store import Store
+from mininet_topo.livenode import END_HOST, IF1, LC_IF1_MAC
+from slices.client import Slice, SppError
+
+NH = "192.168.1.200"
+
+
+class BusySwitch:
+    """A switch that answers every probe but takes ``seconds`` to write
+    registers, as BMv2 does with a few hundred thousand cells."""
+
+    name = "npe"
+
+    def __init__(self, seconds: float, deadline: float):
+        self.seconds, self.deadline, self.up, self.probes = seconds, deadline, True, 0
+
+    def alive(self, deadline: float = 1.0) -> bool:
+        self.probes += 1
+        return True
+
+    def mark_down(self, why: str):
+        self.up = False
+
+    def write(self, updates, force=False):
+        pass
+
+    def register_write(self, name, cells, force=False):
+        if not (self.up or force):                  # as Scd: a switch marked down
+            raise CtlError("ESWITCH", "down")
+        time.sleep(self.seconds)
+
+
+def test_a_busy_switch_that_answers_is_not_marked_down(tmp_path):
+    """One slice's large register writes (a batch of mem_write calls) keep
+    the NPE busy longer than a request's deadline while it answers every
+    probe: the group is waited for and succeeds, and the switch stays up.
+    Marked down, every slice's calls on the NPE would fail (ESWITCH) and
+    the rolled-back SRAM could not be restored."""
+    store = Store(tmp_path / "db")
+    sw = BusySwitch(seconds=1.5, deadline=0.3)
+    ex = NodeExecutor("n", store, {"npe": sw}, repair=lambda switches: None)
+    try:
+        fut = ex.submit(lambda ch: ch.register_write("npe", "sram", {1: 5}, {1: 0}) or "ok")
+        assert fut.result(timeout=10) == "ok"
+        assert sw.up and sw.probes >= int(1.5 / PATIENCE) - 1
+    finally:
+        ex.stop()
+        store.close()
+
+
+class StalledSwitch(BusySwitch):
+    def alive(self, deadline: float = 1.0) -> bool:
+        self.probes += 1
+        return False
+
+
+def test_a_stalled_switch_is_still_marked_down_at_once(tmp_path):
+    store = Store(tmp_path / "db")
+    sw = StalledSwitch(seconds=3.0, deadline=5.0)
+    ex = NodeExecutor("n", store, {"npe": sw}, repair=lambda switches: None)
+    try:
+        t = time.monotonic()
+        fut = ex.submit(lambda ch: ch.register_write("npe", "sram", {1: 5}, {1: 0}))
+        with pytest.raises(CtlError) as e:
+            fut.result(timeout=10)
+        assert e.value.error.name == "ESWITCH" and not sw.up
+        assert time.monotonic() - t < 2.0
+    finally:
+        ex.stop()
+        store.close()
+
+
+# ---- live switches --------------------------------------------------------
+
+@needs_bmv2
+def test_a_queue_cannot_carry_another_interfaces_rate(controller, slices, live_node):
+    """A filter forwards to meta-interface X (interface 1, 100 kb/s reserved)
+    through queue 0, bound to X. Moving queue 0 to meta-interface Y
+    (interface 2, 9,000 kb/s) would police X's traffic at Y's rate: 90 times
+    the slice's reservation on interface 1, taken from what other slices
+    reserved there. bind_queue refuses (EBUSY) while such a filter exists,
+    and X's traffic stays at X's rate."""
+    a, _ = slices
+    ctl = controller.ctl
+    f = a.alloc_fastpath(bw=10_000, filters=8, queues=2, buffers=64, stats=4)["fpid"]
+    a.resrv_fpath_ifbw(f, ifn=1, bw=100)
+    a.resrv_fpath_ifbw(f, ifn=2, bw=9_000)
+    z = a.alloc_udp_tunnel(f, ifn=1, bw=0)                  # where packets come in
+    x = a.alloc_udp_tunnel(f, ifn=1, bw=100)
+    y = a.alloc_udp_tunnel(f, ifn=2, bw=9_000)
+    a.bind_queue(f, x["mi"], [0])
+    fwd = {"action": "forward", "meta_if": x["mi"], "nh_addr": NH, "nh_port": 30000,
+           "queue": 0, "stats": 1}
+    a.write_fltr(f, 1, key={"meta_if": z["mi"]}, mask={"meta_if": 0xFFFF}, result=fwd)
+    with pytest.raises(SppError) as e:
+        a.bind_queue(f, y["mi"], [1, 0])
+    assert e.value.name == "EBUSY"
+    assert a.get_queue_params(f, 0)["mi"] == x["mi"]
+    qb = ctl.store.one("SELECT queue_base FROM fastpaths")["queue_base"]
+    assert ctl.scds["npe"].conn.read_meter(pl.Npe.QUEUE_RATE, qb)[0] == 100 * 1000 // 8
+    # The data plane: a burst of 40 1-KB datagrams leaves through X at X's
+    # rate (the meter's burst is two frames), not at Y's (24 KB of burst).
+    inner = IP(src="10.9.0.1", dst="10.1.2.3") / UDP(sport=1, dport=2) / Raw(b"s" * 1000)
+    frame = bytes(Ether(dst=LC_IF1_MAC) / IP(src=END_HOST, dst=IF1)
+                  / UDP(sport=45000, dport=z["port"], chksum=0) / inner)
+    out = live_node.send_and_capture("ext0t", [frame] * 40, "ext0t", wait=0.5)
+    sent = [p for p in map(Ether, out) if IP in p and p[IP].src == IF1
+            and p[UDP].sport == x["port"]]
+    assert 0 < len(sent) < 30
+    # Without the filter, the queue may move (its rate with it).
+    a.rem_fltr_byfid(f, 1)
+    a.bind_queue(f, y["mi"], [0])
+    assert a.get_queue_params(f, 0)["mi"] == y["mi"]
+
+
+@needs_bmv2
+def test_a_new_fastpath_does_not_see_its_queues_previous_occupancy(controller, slices):
+    """get_queue_len reads the occupancy register the data plane leaves
+    behind. A fastpath given the queues another slice's fastpath had reads
+    0, not what that slice's traffic left there."""
+    a, b = slices
+    ctl = controller.ctl
+    fa = a.alloc_fastpath(bw=1_000, filters=1, queues=4, buffers=8, stats=1)["fpid"]
+    qb = ctl.store.one("SELECT queue_base FROM fastpaths")["queue_base"]
+    # As A's traffic left it: 7 packets ahead of its last one in queue 2.
+    ctl.scds["npe"].register_write(pl.Npe.QUEUE_LEN, {qb + 2: 7})
+    a.resrv_fpath_ifbw(fa, ifn=1, bw=100)
+    mi = a.alloc_udp_tunnel(fa, ifn=1, bw=100)["mi"]
+    a.bind_queue(fa, mi, [2])
+    assert a.get_queue_len(fa, 2)["length"] == 7
+    a.free_fastpath(fa)
+    fb = b.alloc_fastpath(bw=1_000, filters=1, queues=4, buffers=8, stats=1)["fpid"]
+    assert ctl.store.one("SELECT queue_base FROM fastpaths")["queue_base"] == qb
+    b.resrv_fpath_ifbw(fb, ifn=1, bw=100)
+    b.bind_queue(fb, b.alloc_udp_tunnel(fb, ifn=1, bw=100)["mi"], [2])
+    assert b.get_queue_len(fb, 2)["length"] == 0
+
+
+@needs_bmv2
+def test_one_slices_batches_of_mem_write_leave_the_npe_up(controller, slices):
+    """Slice A sends two batches of 70 mem_write calls of 4,096 words each
+    at once (570,000 register cells: seconds of Thrift writes, longer than
+    a switch request's deadline, here 1 s): the NPE is busy, not down. B's calls
+    meanwhile succeed (none ESWITCH), and so do all of A's."""
+    a, b = slices
+    ctl = controller.ctl
+    ctl.scds["npe"].deadline = 1.0       # what a request may take; the flood takes seconds
+    patient = Slice(controller.url, a.secret, timeout=60, local_address=SLICE_A_MGMT)
+    fa = a.alloc_fastpath(bw=1_000, filters=1, queues=1, buffers=8, stats=1,
+                          sram=8192)["fpid"]
+    fb = b.alloc_fastpath(bw=1_000, filters=64, queues=1, buffers=8, stats=1)["fpid"]
+    calls = [("mem_write", {"fpid": fa, "offset": (i % 2) * 4096, "values": [i % 10] * 4096})
+             for i in range(70)]
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(patient.batch(calls)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    errors = []
+    for fid in range(3):
+        try:
+            b.write_fltr(fb, fid, key={"dst_addr": "10.9.0.0"},
+                         mask={"dst_addr": "255.255.0.0"}, result={"action": "drop"})
+        except SppError as e:
+            errors.append(e.name)
+    for t in threads:
+        t.join()
+    patient.close()
+    assert ctl.scds["npe"].up
+    assert "ESWITCH" not in errors
+    assert len(out) == 2 and not [x for r in out for x in r if isinstance(x, SppError)]
+    assert a.mem_read(fa, 0, 2) == [8, 8] and a.mem_read(fa, 4096, 2) == [9, 9]
