@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     import uvicorn
 
     from .api import create_app, server_config
+    from .conns import peer_limited
     from .core import Controller
     from .errors import SppError
     from .p4rt import P4RuntimeError
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
                               "API is served regardless", args.operator)
         threading.Thread(target=serve_operator, name="operator-listener", daemon=True).start()
     try:
-        uvicorn.Server(server_config(create_app(ctl, token), host, int(port))).run()
+        uvicorn.Server(server_config(create_app(ctl, token), host, int(port),
+                                     http=peer_limited())).run()
     finally:
         if operator:
             operator.should_exit = True

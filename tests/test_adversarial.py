@@ -4,16 +4,21 @@ Each test fails with its protection switched off."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import pytest
-from conftest import SLICE_A_MGMT, needs_bmv2
+import uvicorn
+from conftest import SLICE_A_MGMT, SLICE_B_MGMT, free_port, needs_bmv2, slice_specs
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from bench.controlplane import ControllerProcess
 from controller import pipeline as pl
+from controller.api import server_config
+from controller.conns import CONNECTIONS_PER_HOST, peer_limited
 from controller.errors import SppError as CtlError
 from controller.executor import PATIENCE, NodeExecutor
 from controller.store import Store
@@ -86,6 +91,74 @@ def test_a_stalled_switch_is_still_marked_down_at_once(tmp_path):
     finally:
         ex.stop()
         store.close()
+
+
+# ---- connections -----------------------------------------------------------
+
+def idle_connections(port: int, source: str, n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        out.append(s)
+    return out
+
+
+def reset(s: socket.socket, wait: float = 2.0) -> bool:
+    """Did the controller close or reset this connection (nothing else to read)?"""
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def get(port: int, source: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0)) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(100)
+
+
+async def health(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def limited_server():
+    port = free_port()
+    server = uvicorn.Server(server_config(health, "127.0.0.1", port, timeout_keep_alive=1,
+                                          http=peer_limited(per_host=4)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_one_host_cannot_hold_every_connection(limited_server):
+    """Slow-loris from one slice host: idle connections beyond its share are
+    reset at once; another host is served meanwhile; an idle connection is
+    closed after the keep-alive timeout even before its first request. (One
+    host's 21,000 idle connections took all 20,000 descriptors of `python -m
+    controller`, and the other slice's call failed.)"""
+    port = limited_server
+    held = idle_connections(port, SLICE_A_MGMT, 4)
+    extra = idle_connections(port, SLICE_A_MGMT, 3)
+    try:
+        assert all(reset(s) for s in extra)
+        assert get(port, SLICE_B_MGMT).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)                                  # the keep-alive timeout: 1 s
+        assert all(reset(s, wait=0.5) for s in held)
+        assert get(port, SLICE_A_MGMT).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in held + extra:
+            s.close()
 
 
 # ---- live switches --------------------------------------------------------
@@ -189,3 +262,22 @@ def test_one_slices_batches_of_mem_write_leave_the_npe_up(controller, slices):
     assert "ESWITCH" not in errors
     assert len(out) == 2 and not [x for r in out for x in r if isinstance(x, SppError)]
     assert a.mem_read(fa, 0, 2) == [8, 8] and a.mem_read(fa, 4096, 2) == [9, 9]
+
+
+@needs_bmv2
+def test_the_controller_limits_each_hosts_connections(live_node, tmp_path):
+    """`python -m controller` serves the slice API with the per-host limit:
+    slice host A's connections past CONNECTIONS_PER_HOST are reset, and B's
+    calls are served while A holds its share."""
+    spec = {k: v for k, v in slice_specs(live_node)[1].items() if k != "mgmt_addr"}
+    with ControllerProcess(live_node, tmp_path) as cp:
+        b = Slice(cp.url, cp.create_slice(mgmt=SLICE_B_MGMT, **spec), local_address=SLICE_B_MGMT)
+        held = idle_connections(cp.port, SLICE_A_MGMT, CONNECTIONS_PER_HOST)
+        extra = idle_connections(cp.port, SLICE_A_MGMT, 5)
+        try:
+            assert all(reset(s) for s in extra)
+            assert b.get_interfaces() == [1, 2]
+        finally:
+            for s in held + extra:
+                s.close()
+            b.close()

@@ -1,0 +1,60 @@
+"""Connections per caller: what one slice host may hold of the controller's
+sockets.
+
+uvicorn accepts every TCP connection and keeps one that never sends a
+request for as long as its peer likes. Every connection is a file
+descriptor of the controller's process, so one slice host opening tens of
+thousands of idle connections would use them all up: no other slice's
+connection would be accepted, nor could the controller open a file or reach
+a switch. ``peer_limited()`` is the HTTP protocol for ``uvicorn.Config(http=
+...)`` that keeps at most ``CONNECTIONS_PER_HOST`` connections per
+peer address (more are reset at once) and closes a new connection that sends
+nothing within uvicorn's keep-alive timeout, as uvicorn does with an idle
+one after a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+#: TCP connections one peer address may hold open (a slice program's threads
+#: each keep one; FairShare serves two calls of a host at a time anyway)
+CONNECTIONS_PER_HOST = 64
+
+
+def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol) -> type:
+    """An HTTP protocol class with its own count of connections per peer."""
+    open_by_host: dict[str | None, int] = {}
+
+    class PeerLimited(base):
+        _host: str | None = None
+        _counted = False
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            peer = transport.get_extra_info("peername")
+            host = peer[0] if peer else None
+            if open_by_host.get(host, 0) >= per_host:
+                transport.abort()                 # a reset: nothing read, nothing kept
+                return
+            open_by_host[host] = open_by_host.get(host, 0) + 1
+            self._host, self._counted = host, True
+            super().connection_made(transport)
+            # Until its first byte, the connection is as idle as after a response.
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self._counted:
+                return
+            self._counted = False
+            n = open_by_host.get(self._host, 1) - 1
+            if n:
+                open_by_host[self._host] = n
+            else:
+                open_by_host.pop(self._host, None)
+            super().connection_lost(exc)
+
+    PeerLimited.open_by_host = open_by_host
+    return PeerLimited
