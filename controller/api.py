@@ -22,6 +22,7 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -239,6 +240,11 @@ class QuotaModel(Req):
     meta_ifs: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_META_IFS
     endpoints: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_ENDPOINTS
     periodic: Annotated[int, Field(ge=0, le=1 << 16)] = L.SLICE_PERIODIC
+    npe_share: Annotated[int, Field(ge=0, le=100, description="percent of each NPE resource "
+                                    "(filters, stats, queues, buffers, SRAM, DRAM, bandwidth) "
+                                    "the slice's fastpaths may hold")] = L.SLICE_NPE_SHARE
+    if_share: Annotated[int, Field(ge=0, le=100, description="percent of each interface's "
+                                   "bandwidth the slice may reserve")] = L.SLICE_IF_SHARE
 
 
 class CreateSlice(Req):
@@ -380,10 +386,14 @@ class Batch(Req):
     calls: Annotated[list[BatchCall], Field(min_length=1, max_length=L.MAX_BATCH_CALLS)]
 
 
-def call_batch(ctl, sl: dict, calls: list[BatchCall]) -> list[dict]:
+def call_batch(ctl, sl: dict, calls: list[BatchCall],
+               in_flight: Callable[[], int] = lambda: L.CHANGES_IN_FLIGHT) -> list[dict]:
     """The batch extension: each call as if sent alone and in order, each
     with its own SPP answer; consecutive calls that change state are queued
-    together, so the node commits them as one group (executor.py)."""
+    together, so the node commits them as one group (executor.py). At most
+    ``in_flight()`` of them are queued at once, as FairShare allows a slice
+    host's single calls: a batch of slow changes (4,096-word mem_writes)
+    must not put another slice's change behind all of them."""
     out: list = [None] * len(calls)
     pending: list[tuple[int, object]] = []
 
@@ -402,7 +412,7 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall]) -> list[dict]:
         except ValidationError as e:
             out[i] = invalid(e.errors()).to_json()
             continue
-        if c.fn not in CHANGES:
+        if c.fn not in CHANGES or len(pending) >= in_flight():
             settle()                        # a read sees the calls before it
         try:
             with ctl.rmp.deferred():
@@ -719,7 +729,10 @@ def create_app(ctl, admin_token: str) -> FastAPI:
                           "each call's own answer (`{\"code\": 0, \"result\": ...}` or an SPP "
                           "error), and one call's failure changes nothing of the others.")
     def batch(body: Batch, sl: dict = Depends(slice_of)):
-        return {"code": 0, "result": call_batch(ctl, sl, body.calls)}
+        host = sl["mgmt_addr"]
+        return {"code": 0, "result": call_batch(
+            ctl, sl, body.calls, lambda: L.CALLS_IN_FLIGHT if callers.others(host)
+            else L.CHANGES_IN_FLIGHT)}
 
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}

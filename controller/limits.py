@@ -42,6 +42,12 @@ SLICE_FASTPATHS = 4
 SLICE_META_IFS = 256
 SLICE_ENDPOINTS = 64
 SLICE_PERIODIC = 8
+# ... and the share (percent) of each NPE's filters, stats, queues, buffers,
+# SRAM, DRAM and forwarding bandwidth a slice's fastpaths may hold, and of
+# each interface's bandwidth its reservations may take: one slice alone can
+# never leave the others nothing.
+SLICE_NPE_SHARE = 50
+SLICE_IF_SHARE = 50
 
 # The batch extension (POST /api/batch): calls in one request.
 MAX_BATCH_CALLS = 1000

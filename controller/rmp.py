@@ -208,7 +208,7 @@ class Rmp:
         def change(sl, ch):
             db, node = self.db(sl), self.node(sl)
             self.srm.check_quota(sl, "fastpaths")
-            place = self.srm.place_fastpath(node, req)
+            place = self.srm.place_fastpath(node, req, sl)
             local = local_id({r["local_id"] for r in db.q(
                 "SELECT local_id FROM fastpaths WHERE slice_id = ?", sl["id"])}, "fastpath")
             ld_port, exc_port = self.srm.slice_ports(sl, 2)
@@ -313,7 +313,7 @@ class Rmp:
             if total + bw > fp["bw_kbps"]:
                 raise SppError("ENOBW", f"fastpath {fpid} was allocated {fp['bw_kbps']} kb/s, "
                                         f"{total} kb/s already reserved")
-            self.srm.check_reservation(self.node(sl), ifn, bw)
+            self.srm.check_reservation(self.node(sl), ifn, bw, sl)
             now = self.reserved(sl, fp, ifn) + bw
             db.x("INSERT OR REPLACE INTO reservations VALUES (?, ?, ?)", fp["id"], ifn, now)
             return {"ifn": ifn, "reserved": now}

@@ -39,6 +39,8 @@ class SliceQuota:
     meta_ifs: int = limits.SLICE_META_IFS
     endpoints: int = limits.SLICE_ENDPOINTS
     periodic: int = limits.SLICE_PERIODIC
+    npe_share: int = limits.SLICE_NPE_SHARE
+    if_share: int = limits.SLICE_IF_SHARE
 
     @classmethod
     def of(cls, slice_: dict) -> SliceQuota:
@@ -93,6 +95,13 @@ class NpeCapacity:
                    meta_ifs=pipeline.size(P4Type.table, pl.Npe.META_IF),
                    dram_bytes=npe.dram_bytes, buffers=npe.buffers,
                    bandwidth_kbps=npe.bandwidth_kbps)
+
+
+# What a fastpath takes of its NPE (fastpaths column, NpeCapacity field): a
+# slice's fastpaths on one NPE hold at most SliceQuota.npe_share % of each.
+SHARED = (("n_filters", "filters"), ("n_buffers", "buffers"), ("dram_bytes", "dram_bytes"),
+          ("bw_kbps", "bandwidth_kbps"), ("n_stats", "stats"), ("n_queues", "queues"),
+          ("sram_words", "sram_words"))
 
 
 def first_fit(taken: list[tuple[int, int]], count: int, size: int) -> int | None:
@@ -179,17 +188,29 @@ class Srm:
         iface = node.interface(ifn)
         return iface.bandwidth_kbps - self.reserved_on(node.name, ifn)
 
-    def check_reservation(self, node: Node, ifn: int, more_kbps: int):
+    def check_reservation(self, node: Node, ifn: int, more_kbps: int, slice_: dict):
         avail = self.available_bw(node, ifn)
         if more_kbps > avail:
             raise SppError("ENOBW", f"interface {ifn} has {avail} kb/s available, "
                                     f"{more_kbps} kb/s asked")
+        # ... and no slice reserves more than its share of an interface.
+        share = SliceQuota.of(slice_).if_share
+        mine = self.stores[node.name].scalar(
+            "SELECT COALESCE(SUM(r.bw_kbps), 0) FROM reservations r JOIN fastpaths f ON "
+            "f.id = r.fastpath_id WHERE f.slice_id = ? AND r.ifn = ?", slice_["id"], ifn)
+        allowed = node.interface(ifn).bandwidth_kbps * share // 100
+        if mine + more_kbps > allowed:
+            raise SppError("EQUOTA", f"slice {slice_['name']} may reserve {share}% of interface "
+                                     f"{ifn} ({allowed} kb/s); it has {mine} kb/s, "
+                                     f"{more_kbps} kb/s asked")
 
     # ---- fastpath placement ----
-    def place_fastpath(self, node: Node, req: dict) -> dict:
-        """Choose an NPE and carve partitions for a new fastpath, or refuse
-        with ENORES saying what was short."""
-        reasons = []
+    def place_fastpath(self, node: Node, req: dict, slice_: dict) -> dict:
+        """Choose an NPE and carve partitions for a new fastpath, or refuse:
+        ENORES saying what was short, or EQUOTA if the NPEs that have the
+        room would take the slice past its share of them (``npe_share``)."""
+        reasons, over_share = [], []
+        share = SliceQuota.of(slice_).npe_share
         # Least loaded first: the NPE with the fewest fastpaths (ties: the
         # testbed's order), then the others if it cannot host this one.
         fps_of = {npe.name: self.stores[node.name].q("SELECT * FROM fastpaths WHERE npe = ?",
@@ -223,10 +244,22 @@ class Srm:
             if short:
                 reasons.append(f"{npe.name}: not enough {', '.join(short)}")
                 continue
+            # No slice may hold more than its share of any of an NPE's
+            # resources, so that no slice can take what every slice needs.
+            mine = [f for f in fps if f["slice_id"] == slice_["id"]]
+            over = [capname for key, capname in SHARED if
+                    sum(f[key] for f in mine) + req[key] > getattr(cap, capname) * share // 100]
+            if over:
+                over_share.append(f"{npe.name}: {', '.join(over)}")
+                continue
             gid = lowest_free({f["gid"] for f in fps}, range(1, cap.fastpaths + 1))
             ret_port = lowest_free({f["ret_port"] for f in fps}, NPE_RETURN_PORTS)
             return {"npe": npe.name, "gid": gid, "stats_base": stats_base,
                     "queue_base": queue_base, "sram_base": sram_base, "ret_port": ret_port}
+        if over_share:
+            raise SppError("EQUOTA", f"slice {slice_['name']} may hold {share}% of an NPE's "
+                                     "resources; this fastpath would take it past that on "
+                                     + "; ".join(over_share))
         raise SppError("ENORES", "no NPE can host this fastpath: " + "; ".join(reasons))
 
     # ---- UDP ports ----

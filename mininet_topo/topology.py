@@ -38,6 +38,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.limits import SLICE_IF_SHARE
+
 from .capacity import npe_budget
 
 TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
@@ -190,6 +192,17 @@ class TopologySpec:
                     raise TopologyError(f"slices {other.name} and {s.name}: overlays overlap")
             if s.nodes is not None and (not s.nodes or not set(s.nodes) <= names):
                 raise TopologyError(f"slice {s.name}: nodes {s.nodes}: unknown or none")
+            # Its router reserves mi_bw_kbps on each interface of its nodes;
+            # the controller grants a slice SLICE_IF_SHARE % of an interface.
+            on = set(s.nodes or names)
+            links = ([(f"{lk.a}-{lk.b}", lk.bw_mbps) for lk in self.links
+                      if {lk.a, lk.b} & on]
+                     + [(f"{h.node}-{h.name}", h.bw_mbps) for h in self.hosts if h.node in on])
+            for link, bw in links:
+                if s.mi_bw_kbps > bw * 1000 * SLICE_IF_SHARE // 100:
+                    raise TopologyError(f"slice {s.name}: mi_bw_kbps {s.mi_bw_kbps} is more "
+                                        f"than the {SLICE_IF_SHARE}% of link {link} "
+                                        f"({bw} Mb/s) a slice may reserve")
             seen[s.name] = s
             slots.add(s.slot)
 

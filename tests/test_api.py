@@ -517,3 +517,54 @@ def test_callers_is_constant_size():
     lone = Callers(recent=10)
     lone.seen("a")
     assert not lone.others("a") and lone.others("b")
+
+
+def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
+    """A batch's changes are queued to the executor at most as many at once
+    as FairShare lets the host's single calls be (CHANGES_IN_FLIGHT alone,
+    CALLS_IN_FLIGHT while another slice host calls): a batch of slow changes
+    cannot put another slice's change behind all of them."""
+    import time
+    from concurrent.futures import Future
+
+    from controller import limits
+    c, ctl = client
+    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
+    busy, starts, lock = [0], [], threading.Lock()
+
+    def slow_change(sl, fpid):
+        with lock:
+            busy[0] += 1
+            starts.append((time.monotonic(), busy[0]))
+        fut = Future()
+
+        def finish():
+            time.sleep(0.05)
+            with lock:
+                busy[0] -= 1
+            fut.set_result(None)
+        threading.Thread(target=finish, daemon=True).start()
+        return fut
+
+    monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
+    calls = {"calls": [{"fn": "free_fastpath", "args": {"fpid": 1}}] * 60}
+    rep = c.post("/api/batch", json=calls).json()
+    assert [r["code"] for r in rep["result"]] == [0] * 60
+    assert max(n for _, n in starts) == limits.CHANGES_IN_FLIGHT       # alone
+    starts.clear()
+    stop = threading.Event()
+    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
+        other.headers["Authorization"] = "Bearer sekret-b"
+
+        def keep_calling():
+            while not stop.is_set():
+                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+                time.sleep(0.1)
+        assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+        b = threading.Thread(target=keep_calling)
+        b.start()
+        rep = c.post("/api/batch", json=calls).json()
+        stop.set()
+        b.join()
+    assert [r["code"] for r in rep["result"]] == [0] * 60
+    assert max(n for _, n in starts) <= limits.CALLS_IN_FLIGHT, starts

@@ -57,6 +57,51 @@ def test_one_slice_cannot_take_what_all_share(controller, slices):
     fastpath(a)
 
 
+@pytest.mark.parametrize("resource", ["filters", "stats", "queues", "buffers", "sram", "dram",
+                                      "bw"])
+def test_one_slice_cannot_take_an_npe(controller, slices, resource):
+    """No slice holds more than its share (half, by default) of any NPE
+    resource, in one fastpath or in several: the other slice still gets its
+    own half. (With the share at 100 %, the first slice's fastpath takes
+    everything and the other gets ENORES.)"""
+    a, b = slices
+    cap = controller.ctl.srm.capacity["npe"]
+    full = {"filters": cap.filters, "stats": cap.stats, "queues": cap.queues,
+            "buffers": cap.buffers, "sram": cap.sram_words, "dram": cap.dram_bytes,
+            "bw": cap.bandwidth_kbps}[resource]
+    small = dict(bw=1_000, filters=1, queues=1, buffers=1, stats=1, sram=0, dram=0)
+    half = full * limits.SLICE_NPE_SHARE // 100
+    with pytest.raises(SppError) as e:
+        a.alloc_fastpath(**{**small, resource: full})
+    assert e.value.name == "EQUOTA", e.value
+    # Two fastpaths cannot add up to more either.
+    a.alloc_fastpath(**{**small, resource: half - 1})
+    with pytest.raises(SppError) as e:
+        a.alloc_fastpath(**{**small, resource: 2})
+    assert e.value.name == "EQUOTA", e.value
+    b.alloc_fastpath(**{**small, resource: full - half - 1})
+
+
+def test_one_slice_cannot_reserve_an_interface(controller, slices):
+    """Reservations: a slice may take its share (half, by default) of an
+    interface's bandwidth, in one fastpath or several, and the other slice
+    the rest."""
+    a, b = slices
+    link = a.get_ifattrs(1)["linkbw"]
+    share = link * limits.SLICE_IF_SHARE // 100
+    fa = [a.alloc_fastpath(bw=link, filters=1, queues=1, buffers=1, stats=1)["fpid"]
+          for _ in range(2)]
+    with pytest.raises(SppError) as e:
+        a.resrv_fpath_ifbw(fa[0], ifn=1, bw=share + 1)
+    assert e.value.name == "EQUOTA", e.value
+    a.resrv_fpath_ifbw(fa[0], ifn=1, bw=share - 10)
+    with pytest.raises(SppError) as e:
+        a.resrv_fpath_ifbw(fa[1], ifn=1, bw=11)
+    assert e.value.name == "EQUOTA", e.value
+    fb = b.alloc_fastpath(bw=link, filters=1, queues=1, buffers=1, stats=1)["fpid"]
+    b.resrv_fpath_ifbw(fb, ifn=1, bw=share)
+
+
 def test_full_tables_are_refused_by_the_srm_not_by_the_switch(controller, slices):
     """A slice allowed more tunnels than the NPE holds fills the table through
     the SRM's ENORES, never a switch error, in bounded time per call; the other

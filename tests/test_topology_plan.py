@@ -107,6 +107,20 @@ def test_overlay_overlap_refused(tmp_path):
         TopologySpec.load(f)
 
 
+def test_a_slice_reserving_more_than_its_share_of_a_link_is_refused(tmp_path):
+    """The controller grants a slice half of an interface's bandwidth: a
+    topology whose routers would ask for more is refused at load, saying so."""
+    f = tmp_path / "t.json"
+    topo = {"name": "t", "nodes": ["a", "b"], "links": [{"a": "a", "b": "b", "bw_mbps": 30}],
+            "slices": [{"name": "x", "mi_bw_kbps": 15_000}]}
+    f.write_text(json.dumps(topo))
+    TopologySpec.load(f)
+    topo["slices"][0]["mi_bw_kbps"] = 15_001
+    f.write_text(json.dumps(topo))
+    with pytest.raises(TopologyError, match="link a-b"):
+        TopologySpec.load(f)
+
+
 def test_shipped_topologies_keep_their_addresses():
     """The README's tour: h1 is 10.1.1.1 and 10.2.1.1, h2 10.1.2.1 and 10.2.2.1;
     slice hosts as before (slot S at .10+S)."""
