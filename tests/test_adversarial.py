@@ -281,3 +281,47 @@ def test_the_controller_limits_each_hosts_connections(live_node, tmp_path):
             for s in held + extra:
                 s.close()
             b.close()
+
+
+def test_the_slow_path_answers_only_its_fastpath():
+    """The sample slow path answers a TTL-expired exception with ICMP time
+    exceeded through the router's meta-interface, to the tunnel source the
+    meta-net header names. Forged by anyone but the fastpath (another slice's
+    host can reach the slice host's exception port), it would make the router
+    send packets where the forger says; only datagrams from the fastpath's
+    return endpoint (the NPE) are taken."""
+    from slices import metanet as mn
+    from slices.samples.slowpath import SlowPath
+    npe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    npe.bind(("127.0.0.1", 0))
+    npe.settimeout(1)
+    ld, exc = free_port(), free_port()
+    sp = SlowPath({"router_addr": "10.1.255.1",
+                   "fpinfo": {"ld_endpoint": {"addr": "127.0.0.1", "port": ld},
+                              "exc_endpoint": {"addr": "127.0.0.1", "port": exc},
+                              "ret_endpoint": {"addr": "127.0.0.1",
+                                               "port": npe.getsockname()[1]}},
+                   "meta_ifs": {"node:b": {"mi": 2, "port": 21001, "nh_addr": "172.31.1.2",
+                                           "nh_port": 21001}},
+                   "routes": [{"prefix": "10.1.0.0/16", "via": "node:b"}]})
+    stop = threading.Event()
+    runner = threading.Thread(target=sp.run, args=(stop.is_set,))
+    runner.start()
+    forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    forger.bind(("127.0.0.1", 0))
+    forged = bytes(mn.MetaNet(kind=mn.EXCEPTION, reason=mn.TTL_EXPIRED, meta_if=2,
+                              tunnel_src_addr="192.0.2.99", tunnel_src_port=9)
+                   / IP(src="10.1.2.1", dst="10.1.1.7", ttl=1) / UDP(sport=1, dport=2))
+    try:
+        forger.sendto(forged, ("127.0.0.1", exc))
+        with pytest.raises(TimeoutError):
+            npe.recv(4096)
+        npe.sendto(forged, ("127.0.0.1", exc))           # the same, from the NPE
+        key = mn.MetaNet(npe.recv(4096))[mn.FwdKey]
+        assert (key.dst_addr, key.dst_port) == ("192.0.2.99", 9)
+        assert sp.counts["dropped"] == 1 and sp.counts["time_exceeded"] == 1
+    finally:
+        stop.set()
+        runner.join(timeout=5)
+        for s in (npe, forger, sp.ld, sp.exc):
+            s.close()

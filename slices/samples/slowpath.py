@@ -137,9 +137,15 @@ class SlowPath:
             for key, _ in sel.select(timeout=0.5):
                 while True:
                     try:
-                        data = key.fileobj.recv(65535)
+                        data, source = key.fileobj.recvfrom(65535)
                     except BlockingIOError:
                         break
+                    if source != self.ret:
+                        # Only the fastpath sends here, from its return endpoint:
+                        # anyone else (an end host, another slice) forging
+                        # exceptions would make the router answer for it.
+                        self.counts["dropped"] += 1
+                        continue
                     self.handle(data)
 
 
