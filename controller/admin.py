@@ -39,7 +39,9 @@ class SliceAdmin:
         return sl
 
     def create_slice(self, name, node, mgmt_addr, data_addr, lc_port, mac,
-                     quota: SliceQuota | None = None) -> dict:
+                     quota: SliceQuota | None = None,
+                     ports: list[tuple[int, int]] = ()) -> dict:
+        """A new slice on ``node``; ``ports``: (ifn, UDP port) held for it."""
         nd = self.rmp.testbed.node(node)
         if nd is None:
             raise SppError("ENOENT", f"no node {node[:40]!r}")
@@ -59,6 +61,16 @@ class SliceAdmin:
                 "INSERT INTO slices (name, node, secret_hash, mgmt_addr, data_addr, lc_port, mac, "
                 "quota) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", name, node, secret_hash(secret),
                 mgmt_addr, data_addr, lc_port, mac, quota.to_json()).lastrowid
+            for ifn, port in ports:
+                iface = nd.interface(ifn)
+                if iface is None:
+                    raise SppError("ENOENT", f"no interface {ifn} on {node}")
+                if (port in self.rmp.srm.used_udp_ports(node, iface.addr)
+                        or db.one("SELECT 1 FROM held_ports WHERE addr = ? AND port = ?",
+                                  iface.addr, port)):
+                    raise SppError("EEXIST", f"port {port} on {iface.addr} is already in use "
+                                             "or held")
+                db.x("INSERT INTO held_ports VALUES (?, ?, ?)", sid, iface.addr, port)
             sl = db.one("SELECT * FROM slices WHERE id = ?", sid)
             ch.write(nd.lc.name, [(INSERT, e) for e in tr.slice_entries(sl, nd)])
         self.rmp.executors[node].run(change)

@@ -247,6 +247,11 @@ class QuotaModel(Req):
                                    "bandwidth the slice may reserve")] = L.SLICE_IF_SHARE
 
 
+class HeldPort(Req):
+    ifn: U16
+    port: Annotated[int, Field(ge=L.MIN_USER_PORT, le=0xFFFF)]
+
+
 class CreateSlice(Req):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     node: Annotated[str, Field(max_length=64)]
@@ -256,6 +261,9 @@ class CreateSlice(Req):
     mac: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
     quota: QuotaModel = Field(default_factory=lambda: QuotaModel(),
                               description="what the slice may hold on the node")
+    ports: Annotated[list[HeldPort], Field(max_length=L.MAX_HELD_PORTS)] = Field(
+        default_factory=list, description="UDP ports of the node's interfaces held for the "
+        "slice: no other slice may ask for them, the SRM gives them to nobody")
 
 
 # ---- responses (documentation; the handlers build them) ----
@@ -745,7 +753,7 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     def create_slice(body: CreateSlice):
         return {"code": 0, "result": ctl.admin.create_slice(
             body.name, body.node, body.mgmt_addr, body.data_addr, body.lc_port, body.mac,
-            SliceQuota(**body.quota.model_dump()))}
+            SliceQuota(**body.quota.model_dump()), [(p.ifn, p.port) for p in body.ports])}
 
     @app.get("/admin/slices", **admin_routes)
     def list_slices():

@@ -49,6 +49,11 @@ SLICE_PERIODIC = 8
 SLICE_NPE_SHARE = 50
 SLICE_IF_SHARE = 50
 
+# UDP ports the administrator may hold for one slice on its node (POST
+# /admin/slices "ports"); ports below MIN_USER_PORT are nobody's.
+MAX_HELD_PORTS = 256
+MIN_USER_PORT = 1024
+
 # The batch extension (POST /api/batch): calls in one request.
 MAX_BATCH_CALLS = 1000
 

@@ -21,7 +21,7 @@ from . import pipeline as pl
 from . import translate as tr
 from .errors import SppError
 from .limits import MAX_FILTER_ID
-from .p4rt import DELETE, INSERT, MODIFY, CounterCell, MeterCell
+from .p4rt import DELETE, INSERT, MODIFY, CounterCell, Entry, MeterCell
 from .srm import ENDPOINT_PORTS, META_IF_PORTS, Srm, lowest_free
 from .store import dumps, loads
 from .testbed import Testbed
@@ -248,7 +248,7 @@ class Rmp:
         npe = node.npe(fp["npe"])
         npe_ups, lc_ups = [], []
         for f in db.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
-            npe_ups.append((DELETE, tr.filter_entry(fp, f["fid"], loads(f["data"]))))
+            npe_ups.append((DELETE, self._filter_entry(sl, fp, f["fid"], loads(f["data"]))))
         for q in db.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"]):
             npe_ups += [(DELETE, e) for e in tr.queue_entries(fp, q)]
         for mi in db.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"]):
@@ -350,7 +350,7 @@ class Rmp:
                                         f"on interface {ifn}; reserve more with resrv_fpath_ifbw")
             self.srm.check_quota(sl, "meta_ifs")
             self.srm.check_meta_if_room(node, fp["npe"])
-            port_ = self.srm.alloc_port(sl["node"], iface.addr, 17, port, META_IF_PORTS)
+            port_ = self.srm.alloc_port(sl["node"], iface.addr, 17, port, META_IF_PORTS, sl)
             mi = local_id({r["mi"] for r in db.q(
                 "SELECT mi FROM meta_ifs WHERE fastpath_id = ?", fp["id"])}, "meta-interface")
             db.x("INSERT INTO meta_ifs VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -409,7 +409,7 @@ class Rmp:
             db = self.db(sl)
             self.srm.check_quota(sl, "endpoints")
             self.srm.check_endpoint_room(self.node(sl))
-            port_ = self.srm.alloc_port(sl["node"], iface.addr, pnum, port, ENDPOINT_PORTS)
+            port_ = self.srm.alloc_port(sl["node"], iface.addr, pnum, port, ENDPOINT_PORTS, sl)
             sport = slice_port or port_
             if db.one("SELECT 1 FROM endpoints WHERE slice_id = ? AND proto = ? AND "
                       "slice_port = ?", sl["id"], pnum, sport):
@@ -451,6 +451,14 @@ class Rmp:
             raise SppError("ENOENT", f"no filter {fid} on fastpath {fp['local_id']}")
         return loads(row["data"])
 
+    def _filter_entry(self, sl, fp, fid, data) -> Entry:
+        """The filter's entry; one that forwards carries its meta-interface's
+        outer header (which exists: _check_result, free_udp_tunnel)."""
+        r = data["result"]
+        encap = (tr.meta_if_encap(self.meta_if(sl, fp, r["meta_if"]), self.node(sl))
+                 if r["action"] == "forward" else None)
+        return tr.filter_entry(fp, fid, data, encap)
+
     def _check_result(self, sl, fp, result: dict):
         if result["stats"] >= fp["n_stats"] and (fp["n_stats"] or result["stats"]):
             raise SppError("ERANGE", f"stats index {result['stats']} outside 0.."
@@ -490,7 +498,7 @@ class Rmp:
             if n >= fp["n_filters"]:
                 raise SppError("EQUOTA", f"fastpath {fpid} has all its {fp['n_filters']} filters")
             db.x("INSERT INTO filters VALUES (?, ?, ?)", fp["id"], fid, dumps(data))
-            ch.write(fp["npe"], [(INSERT, tr.filter_entry(fp, fid, data))])
+            ch.write(fp["npe"], [(INSERT, self._filter_entry(sl, fp, fid, data))])
             return self._filter_view(fid, data)
         return self.change(sl, change)
 
@@ -502,7 +510,7 @@ class Rmp:
             data["result"] = result
             db.x("UPDATE filters SET data = ? WHERE fastpath_id = ? AND fid = ?",
                  dumps(data), fp["id"], fid)
-            ch.write(fp["npe"], [(MODIFY, tr.filter_entry(fp, fid, data))])
+            ch.write(fp["npe"], [(MODIFY, self._filter_entry(sl, fp, fid, data))])
             return self._filter_view(fid, data)
         return self.change(sl, change)
 
@@ -540,7 +548,7 @@ class Rmp:
     def _rem_fltr(self, sl, fp, fid, ch):
         data = self._filter(sl, fp, fid)
         self.db(sl).x("DELETE FROM filters WHERE fastpath_id = ? AND fid = ?", fp["id"], fid)
-        ch.write(fp["npe"], [(DELETE, tr.filter_entry(fp, fid, data))])
+        ch.write(fp["npe"], [(DELETE, self._filter_entry(sl, fp, fid, data))])
 
     def rem_fltr_byfid(self, sl, fpid, fid):
         def change(sl, ch):

@@ -28,7 +28,7 @@ META_IF_PORTS = range(20000, 30000)     # meta-interface endpoints on interfaces
 ENDPOINT_PORTS = range(30000, 40000)    # endpoints (LC NAT) chosen by the SRM
 NPE_RETURN_PORTS = range(40000, 50000)  # where slices send packets back to their fastpath
 SLICE_PORTS = range(50000, 60000)       # local-delivery/exception ports on slice hosts
-USER_PORTS = range(1024, 65536)         # ports a slice may ask for by number
+USER_PORTS = range(limits.MIN_USER_PORT, 65536)  # ports a slice may ask for by number
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,8 @@ class NpeCapacity:
                    stats=pipeline.size(P4Type.counter, pl.Npe.STATS_PRE),
                    queues=pipeline.size(P4Type.meter, pl.Npe.QUEUE_RATE),
                    sram_words=pipeline.register_size(pl.Npe.SRAM),
-                   meta_ifs=pipeline.size(P4Type.table, pl.Npe.META_IF),
+                   # each meta-interface is one tunnel entry (npe.p4 has no other)
+                   meta_ifs=pipeline.size(P4Type.table, pl.Npe.TUNNEL),
                    dram_bytes=npe.dram_bytes, buffers=npe.buffers,
                    bandwidth_kbps=npe.bandwidth_kbps)
 
@@ -271,10 +272,21 @@ class Srm:
             "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = 17", node, addr)}
         return used
 
-    def alloc_port(self, node: str, addr: str, proto: int, port: int, auto: range) -> int:
-        """``port`` if free (0: the lowest free one of ``auto``)."""
+    def alloc_port(self, node: str, addr: str, proto: int, port: int, auto: range,
+                   slice_: dict) -> int:
+        """``port`` if free (0: the lowest free one of ``auto``). A UDP port
+        the administrator holds for a slice (``held_ports``: the testbed's
+        plan gives each slice's routers fixed ports) is another slice's to
+        ask for by number never, and nobody's to get as ``auto``."""
+        held = {}
         if proto == 17:
             used = self.used_udp_ports(node, addr)
+            held = {r["port"]: r["slice_id"] for r in self.stores[node].q(
+                "SELECT port, slice_id FROM held_ports WHERE addr = ?", addr)}
+            if port == 0:
+                used |= set(held)
+            elif held.get(port, slice_["id"]) != slice_["id"]:
+                raise SppError("EEXIST", f"port {port} on {addr} is held for another slice")
         else:
             used = {r["port"] for r in self.stores[node].q(
                 "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = ?",

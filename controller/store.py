@@ -104,6 +104,12 @@ CREATE TABLE IF NOT EXISTS queues (
     bw_kbps     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fastpath_id, qid)
 );
+CREATE TABLE IF NOT EXISTS held_ports (    -- UDP ports the administrator holds for a slice
+    slice_id   INTEGER NOT NULL REFERENCES slices(id) ON DELETE CASCADE,
+    addr       TEXT NOT NULL,              -- an interface address of the node
+    port       INTEGER NOT NULL,
+    PRIMARY KEY (addr, port)
+);
 CREATE TABLE IF NOT EXISTS endpoints (
     slice_id   INTEGER NOT NULL REFERENCES slices(id) ON DELETE CASCADE,
     eid        INTEGER NOT NULL,

@@ -319,9 +319,13 @@ class SppNet:
 
     def _create_slices(self, slice_hosts: list[SliceHostPlan] | None = None):
         for sh in self.plan.slice_hosts if slice_hosts is None else slice_hosts:
+            # The plan's meta-interface ports are held for the slice: no other
+            # slice can take them, now or while its router restarts.
             res = self.admin("POST", "/admin/slices", json={
                 "name": sh.slice, "node": sh.node, "mgmt_addr": sh.mgmt_addr,
-                "data_addr": sh.data_addr, "lc_port": sh.lc_port, "mac": sh.mac})
+                "data_addr": sh.data_addr, "lc_port": sh.lc_port, "mac": sh.mac,
+                "ports": [{"ifn": m["ifn"], "port": m["port"]}
+                          for m in sh.router["meta_ifs"]]})
             self.secrets[sh.name] = res["secret"]
             d = self.run_dir / sh.name
             (d / "controller").write_text(self.url + "\n")

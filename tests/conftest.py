@@ -83,10 +83,12 @@ class Rest:
         import httpx
         return httpx.request(method, self.url + path, headers={"X-SPP-Admin": self.token}, **kw)
 
-    def create_slice(self, name, mgmt, data_addr, lc_port, mac, node="node1", quota=None):
+    def create_slice(self, name, mgmt, data_addr, lc_port, mac, node="node1", quota=None,
+                     ports=None):
         rep = self.admin("POST", "/admin/slices", json={
             "name": name, "node": node, "mgmt_addr": mgmt, "data_addr": data_addr,
-            "lc_port": lc_port, "mac": mac, **({"quota": quota} if quota else {})})
+            "lc_port": lc_port, "mac": mac, **({"quota": quota} if quota else {}),
+            **({"ports": ports} if ports else {})})
         assert rep.status_code == 200, rep.text
         return rep.json()["result"]["secret"]
 

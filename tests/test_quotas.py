@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import SLICE_A_MGMT, needs_bmv2
+from conftest import SLICE_A_MGMT, SLICE_B_MGMT, needs_bmv2
 
 from controller import limits
 from controller import pipeline as pl
 from controller.p4rt import P4Type
-from mininet_topo.livenode import SLICE_A
+from mininet_topo.livenode import SLICE_A, SLICE_B
 from slices.client import Slice, SppError
 
 pytestmark = needs_bmv2
@@ -143,3 +143,35 @@ def test_full_tables_are_refused_by_the_srm_not_by_the_switch(controller, slices
         assert want == have
     finally:
         s.close()
+
+
+def test_ports_held_for_a_slice(controller, live_node):
+    """The ports the administrator holds for a slice (the testbed's plan gives
+    each slice's routers fixed meta-interface ports): another slice asking
+    for one by number gets EEXIST, the SRM never hands one out, the slice
+    itself gets it; deleting the slice frees it. Before, any slice could take
+    another's planned ports, and `slice add` then failed."""
+    held = [{"ifn": 1, "port": 20000}, {"ifn": 1, "port": 20002}]
+    sa = controller.create_slice("a", SLICE_A_MGMT, SLICE_A, 2, live_node.slice_macs["A"],
+                                 ports=held)
+    sb = controller.create_slice("b", SLICE_B_MGMT, SLICE_B, 3, live_node.slice_macs["B"])
+    rep = controller.admin("POST", "/admin/slices", json={
+        "name": "c", "node": "node1", "mgmt_addr": "10.0.9.9", "data_addr": "10.0.2.77",
+        "lc_port": 7, "mac": "02:00:00:00:02:77", "ports": [{"ifn": 1, "port": 20002}]})
+    assert rep.json()["error"] == "EEXIST"                 # held for a already
+    a = Slice(controller.url, sa, local_address=SLICE_A_MGMT)
+    b = Slice(controller.url, sb, local_address=SLICE_B_MGMT)
+    try:
+        fa, fb = fastpath(a), fastpath(b)
+        with pytest.raises(SppError) as e:
+            b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20002)
+        assert e.value.name == "EEXIST" and "held" in e.value.message
+        got = [b.alloc_udp_tunnel(fb, ifn=1, bw=0)["port"] for _ in range(4)]
+        assert not {20000, 20002} & set(got) and 20001 in got
+        assert a.alloc_udp_tunnel(fa, ifn=1, bw=0, port=20002)["port"] == 20002
+        a.close()
+        assert controller.admin("DELETE", "/admin/slices/node1/a").status_code == 200
+        assert b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20002)["port"] == 20002
+    finally:
+        a.close()
+        b.close()
