@@ -30,7 +30,8 @@ CODES = [
                                 "endpoint, interface or periodic job (of this slice)"),
     ErrorCode(5, "EEXIST", 409, "the ID or endpoint is already in use"),
     ErrorCode(6, "EQUOTA", 409, "over the fastpath's quota (filters, queues, stats, memory) or the "
-                                "slice's (fastpaths, meta-interfaces, endpoints, periodic jobs)"),
+                                "slice's (fastpaths, meta-interfaces, endpoints, periodic jobs, "
+                                "its share of an NPE or an interface)"),
     ErrorCode(7, "ENOBW", 409, "not enough bandwidth available or reserved"),
     ErrorCode(8, "ENORES", 503, "no NPE has the resources asked for"),
     ErrorCode(9, "EBUSY", 409, "the resource is still in use"),
