@@ -42,6 +42,7 @@ VARIANTS = {
         ("npe.p4", "            if (meta.result != RESULT_NONE) {\n"
                    "                stats.apply(meta);\n"
                    "            }\n", ""),
+        ("include/control/encap.p4", "        stats_pre.count(meta.stats_global);\n", ""),
         ("npe.p4", "        } else {\n            stats.apply(meta);\n        }", "        }")],
     "- meters (queue and fastpath)": [
         ("include/control/encap.p4",

@@ -176,18 +176,20 @@ class Setup(InNamespace):
               "n_queues": 2, "ret_port": RET_PORT, "ld_port": LD_PORT, "exc_port": EXC_PORT}
         sl = {"data_addr": SLICE_ADDR, "lc_port": GPE_LC_PORT}
         entries = tr.npe_base_entries(node, npe) + tr.fastpath_entries(fp, sl, npe)
-        for mi, port in ((1, MI_IN), (2, MI_OUT)):
-            entries += tr.meta_if_entries(fp, {"mi": mi, "ifn": 1, "addr": IF1, "port": port},
-                                          node, npe)[0]
+        mis = {mi: {"mi": mi, "ifn": 1, "addr": IF1, "port": port}
+               for mi, port in ((1, MI_IN), (2, MI_OUT))}
+        for mi in mis.values():
+            entries += tr.meta_if_entries(fp, mi, node, npe)[0]
+        out = tr.meta_if_encap(mis[2], node)
         fwd = {"action": "forward", "meta_if": 2, "nh_addr": NH, "nh_port": NH_PORT,
                "queue": 0, "stats": 1}
         general = fwd if self.case == "fastpath" else {"action": "local", "stats": 1}
         entries.append(tr.filter_entry(fp, 10, {"type": 0, "key": {"dst_addr": "10.1.0.0"},
                                                 "mask": {"dst_addr": "255.255.0.0"},
-                                                "result": general}))
+                                                "result": general}, out))
         entries.append(tr.filter_entry(fp, 1000, {"type": 1, "key": {"src_port": MI_OUT},
                                                   "mask": {"src_port": 0xFFFF},
-                                                  "result": dict(fwd, stats=2)}))
+                                                  "result": dict(fwd, stats=2)}, out))
         if self.case == "slowpath":
             entries.append(pl.npe_route("10.0.2.0", 24, 2, NPE_MAC, ns.mac("gpe0")))
         return entries

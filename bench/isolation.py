@@ -194,7 +194,8 @@ class Isolation(InNamespace):
             npe_entries.append(tr.filter_entry(fp, 10, {
                 "type": 0, "key": {}, "mask": {},
                 "result": {"action": "forward", "meta_if": 2, "nh_addr": s.host_addr(s.rx_port),
-                           "nh_port": 30000, "queue": 0, "stats": 1}}))
+                           "nh_port": 30000, "queue": 0, "stats": 1}},
+                tr.meta_if_encap(mis[1], node)))
             if self.cfg.enforce:      # what the controller sets (rmp, translate.node_intent)
                 for qid, kbps in tr.queue_rates(fp, queues, mis).items():
                     npe_cells.append(MeterCell(pl.Npe.QUEUE_RATE, fp["queue_base"] + qid,

@@ -60,10 +60,9 @@ class Npe:
     TUNNEL = "NpeIngress.tunnel.tunnel"
     FASTPATH = "NpeIngress.encap.fastpath"
     FILTER = "NpeIngress.filter.filter"
-    META_IF = "NpeIngress.encap.meta_if"
     ROUTE = "NpeIngress.route.route"
     QUEUE_PARAMS = "NpeEgress.queue.queue_params"
-    STATS_PRE = "NpeIngress.stats.stats_pre"
+    STATS_PRE = "NpeIngress.stats_pre"
     STATS_POST = "NpeEgress.stats.stats_post"
     QUEUE_RATE = "NpeIngress.encap.queue_rate"
     FASTPATH_RATE = "NpeIngress.encap.fastpath_rate"
@@ -96,6 +95,7 @@ FILTER_PRIORITY_BASE = MAX_FILTER_ID + 2
 FILTER_KEY_FIELDS = ("meta_if", "dst_addr", "src_addr", "protocol", "src_port", "dst_port")
 FILTER_KEY_BITS = {"meta_if": 16, "dst_addr": 32, "src_addr": 32, "protocol": 8,
                    "src_port": 16, "dst_port": 16}
+FILTER_WORD_BITS = sum(FILTER_KEY_BITS.values())    # the SPP fields; above them type, fastpath
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,17 @@ class FilterResult:
     nh_addr: str = "0.0.0.0"    # forward: next hop's tunnel endpoint
     nh_port: int = 0
     queue: int = 0              # forward: local queue id
+
+
+@dataclass(frozen=True)
+class MetaIfEncap:
+    """The outer header a meta-interface sends with: from its own endpoint,
+    and to its peer whatever the filter says if it is a peering one. npe.p4
+    has it in each forwarding filter's entry (no meta-interface table)."""
+
+    src_addr: str
+    src_port: int
+    peer_addr: str | None = None
 
 
 def _route(table, prefix, plen, port, src_mac, dst_mac):
@@ -140,10 +151,15 @@ class Partition:
                 "queue_count": self.queue_count}
 
 
+def tunnel_endpoint(addr, port) -> int:
+    """npe.p4's tunnel key (endpoint_t, define.p4): address ++ UDP port."""
+    return int(ipaddress.IPv4Address(addr)) << 16 | port
+
+
 def npe_meta_if_tunnel(part: Partition, meta_if, addr, port, peer_addr=0) -> Entry:
     """Decap: tunnel packets to (addr, port) [only from peer_addr, if given]
     are on this meta-interface of the fastpath."""
-    return Entry.make(Npe.TUNNEL, {"dst_addr": addr, "dst_port": port},
+    return Entry.make(Npe.TUNNEL, {"endpoint": tunnel_endpoint(addr, port)},
                       "NpeIngress.tunnel.from_meta_if",
                       {**part.params(), "meta_if": meta_if, "peer_addr": peer_addr})
 
@@ -151,7 +167,7 @@ def npe_meta_if_tunnel(part: Partition, meta_if, addr, port, peer_addr=0) -> Ent
 def npe_slice_tunnel(part: Partition, npe_addr, port, slice_addr, lc_port) -> Entry:
     """Decap: the slice host sends its packets back to (npe_addr, port), from
     its address and through its own LC port (the LC's stamp)."""
-    return Entry.make(Npe.TUNNEL, {"dst_addr": npe_addr, "dst_port": port},
+    return Entry.make(Npe.TUNNEL, {"endpoint": tunnel_endpoint(npe_addr, port)},
                       "NpeIngress.tunnel.from_slice",
                       {**part.params(), "slice_addr": slice_addr,
                        "lc_stamp": lc_port_stamp(lc_port)})
@@ -166,9 +182,10 @@ def npe_fastpath(fastpath, local_id, slice_addr, ld_port, exc_port, npe_addr, re
 
 
 def filter_word(fields: dict) -> int:
-    """FILTER_KEY_FIELDS packed into npe.p4's one ternary key field
-    (filter_key_t, define.p4), first field most significant. Values are ints
-    or, for addresses, dotted quads."""
+    """FILTER_KEY_FIELDS packed into one word, first field most significant:
+    the low FILTER_WORD_BITS of npe.p4's one ternary key field (filter_key_t,
+    define.p4; npe_filter adds fastpath and type). Values are ints or, for
+    addresses, dotted quads."""
     word = 0
     for f in FILTER_KEY_FIELDS:
         v = fields.get(f, 0)
@@ -179,16 +196,22 @@ def filter_word(fields: dict) -> int:
     return word
 
 
-def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: FilterResult) -> Entry:
+def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: FilterResult,
+               encap: MetaIfEncap | None = None) -> Entry:
     """A general-match filter. ``key``/``mask`` map FILTER_KEY_FIELDS to values;
-    fields absent from ``mask`` are don't-care."""
+    fields absent from ``mask`` are don't-care. A forwarding result needs
+    ``encap``, its meta-interface's (result.meta_if) outer header."""
     if not 0 <= fid <= MAX_FILTER_ID:
         raise ValueError(f"filter id {fid} out of range 0..{MAX_FILTER_ID}")
-    match = {"fastpath": fastpath, "type": lookup_type,
-             "key": (filter_word(key), filter_word(mask))}
+    exact = ((fastpath << 1 | lookup_type) << FILTER_WORD_BITS,
+             0x1FFFF << FILTER_WORD_BITS)                # fastpath and type: exact
+    match = {"key": (exact[0] | filter_word(key), exact[1] | filter_word(mask))}
     if result.action == "forward":
+        if encap is None:
+            raise ValueError(f"forwarding filter {fid} without its meta-interface's encap")
         action, params = "NpeIngress.filter.forward", {
-            "meta_if": result.meta_if, "nh_addr": result.nh_addr, "nh_port": result.nh_port,
+            "src_addr": encap.src_addr, "src_port": encap.src_port,
+            "nh_addr": encap.peer_addr or result.nh_addr, "nh_port": result.nh_port,
             "queue": result.queue, "stats": result.stats}
     elif result.action == "local":
         action, params = "NpeIngress.filter.local", {"stats": result.stats}
@@ -197,17 +220,6 @@ def npe_filter(fastpath, fid, lookup_type, key: dict, mask: dict, result: Filter
     else:
         raise ValueError(f"unknown filter action {result.action!r}")
     return Entry.make(Npe.FILTER, match, action, params, FILTER_PRIORITY_BASE - 1 - fid)
-
-
-def npe_meta_if(fastpath, meta_if, src_addr, src_port, peer_addr=None) -> Entry:
-    """Encap: a meta-interface's own endpoint (and its peer, if peering)."""
-    if peer_addr:
-        return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
-                          "NpeIngress.encap.encap_peering",
-                          {"src_addr": src_addr, "src_port": src_port, "peer_addr": peer_addr})
-    return Entry.make(Npe.META_IF, {"fastpath": fastpath, "meta_if": meta_if},
-                      "NpeIngress.encap.encap",
-                      {"src_addr": src_addr, "src_port": src_port})
 
 
 def npe_queue_params(queue_global, threshold) -> Entry:

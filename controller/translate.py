@@ -95,8 +95,7 @@ def meta_if_entries(fp: dict, mi: dict, node: Node, npe: Npe) -> tuple[list[Entr
     """(NPE entries, LC entries) of a meta-interface."""
     iface = node.interface(mi["ifn"])
     peer = iface.peer if iface.peering else 0
-    npe_entries = [pl.npe_meta_if_tunnel(partition(fp), mi["mi"], mi["addr"], mi["port"], peer),
-                   pl.npe_meta_if(fp["gid"], mi["mi"], mi["addr"], mi["port"], peer or None)]
+    npe_entries = [pl.npe_meta_if_tunnel(partition(fp), mi["mi"], mi["addr"], mi["port"], peer)]
     lc_entries = [pl.lc_meta_if(mi["addr"], mi["port"], npe.lc_port, npe.lc_mac, npe.mac,
                                 lc_police_index(node, npe, fp["gid"]))]
     return npe_entries, lc_entries
@@ -106,9 +105,17 @@ def filter_result(result: dict) -> pl.FilterResult:
     return pl.FilterResult(**result)
 
 
-def filter_entry(fp: dict, fid: int, data: dict) -> Entry:
+def meta_if_encap(mi: dict, node: Node) -> pl.MetaIfEncap:
+    """The outer header meta-interface ``mi`` sends with. It never changes
+    while the meta-interface exists, so the filters forwarding to it carry it."""
+    iface = node.interface(mi["ifn"])
+    return pl.MetaIfEncap(mi["addr"], mi["port"], iface.peer if iface.peering else None)
+
+
+def filter_entry(fp: dict, fid: int, data: dict, encap: pl.MetaIfEncap | None = None) -> Entry:
+    """``encap``: for a forwarding result, its meta-interface's (meta_if_encap)."""
     return pl.npe_filter(fp["gid"], fid, data["type"], data["key"], data["mask"],
-                         filter_result(data["result"]))
+                         filter_result(data["result"]), encap)
 
 
 def queue_entries(fp: dict, q: dict) -> list[Entry]:
@@ -176,12 +183,16 @@ def node_intent(store, node: Node) -> dict[str, Intent]:
         npe = node.npe(fp["npe"])
         it = intents[npe.name]
         it.entries += fastpath_entries(fp, slices[fp["slice_id"]], npe)
+        encaps = {}
         for mi in store.q("SELECT * FROM meta_ifs WHERE fastpath_id = ?", fp["id"]):
             n_e, l_e = meta_if_entries(fp, mi, node, npe)
             it.entries += n_e
             lc.entries += l_e
+            encaps[mi["mi"]] = meta_if_encap(mi, node)
         for f in store.q("SELECT fid, data FROM filters WHERE fastpath_id = ?", fp["id"]):
-            it.entries.append(filter_entry(fp, f["fid"], loads(f["data"])))
+            data = loads(f["data"])
+            it.entries.append(filter_entry(fp, f["fid"], data,
+                                           encaps.get(data["result"].get("meta_if"))))
         queues = store.q("SELECT * FROM queues WHERE fastpath_id = ?", fp["id"])
         for q in queues:
             it.entries += queue_entries(fp, q)

@@ -7,20 +7,23 @@
  *   tunnel     -> which fastpath, meta-interface and partition (or: back
  *                 from the slice); malformed inner datagrams become exceptions
  *   filter     -> forward / local delivery / drop, or a miss (exception);
- *                 forwarding: TTL and checksum, TTL expiry an exception
- *   stats      -> count before the queue
- *   encap      -> through the queue's and the fastpath's meters into the
- *                 output tunnel, or into the slice's internal tunnel
+ *                 forwarding: TTL and checksum (TTL expiry an exception), and
+ *                 the output meta-interface's outer header, which the entry
+ *                 carries
+ *   stats      -> count before the queue (a forwarded packet: in encap)
+ *   encap      -> through the queue's and the fastpath's meters, or into the
+ *                 slice's internal tunnel
  *   route      -> egress port and MACs
  *   egress: queue threshold and occupancy, count after the queue
  *
  * Why it is shaped this way: BMv2 spends most of a packet's time on each
- * table it walks (it formats the key and the entry even with logging off),
- * and p4c makes a table of every statement run outside a table's action.
- * So the work rides on the lookups that must happen anyway (their actions),
- * and the control flow between them is conditions only. A forwarded packet
- * walks 5 ingress tables and 2 egress ones (docs/npe.md, "What the stages
- * cost").
+ * table it walks (it formats the key and the entry even with logging off,
+ * and each key field costs it more than a wider one), and p4c makes a table
+ * of every statement run outside a table's action. So the work rides on the
+ * lookups that must happen anyway (their actions), each lookup has one key
+ * field, and the control flow between them is conditions only. A forwarded
+ * packet walks 4 ingress tables (one without a key) and 2 egress ones
+ * (docs/npe.md, "What the stages cost").
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -38,14 +41,17 @@
 control NpeIngress(inout npe_headers_t hdr, inout npe_metadata_t meta,
                    inout standard_metadata_t std_meta) {
     counter(NPE_DROP_REASONS, CounterType.packets) drops;
+    // Stats before the queue (stats.p4): counted by StatsIngress, and by
+    // Encap for a packet it forwards (with the meters, in one action).
+    counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_pre;
     // The fastpaths' SRAM (mem_write/mem_read), one partition per fastpath.
     // Only the control plane touches it (BMv2 Thrift register API).
     @noWarn("unused") register<bit<32>>(NPE_SRAM_WORDS) sram;
 
     Tunnel() tunnel;
     Filter() filter;
-    StatsIngress() stats;
-    Encap() encap;
+    StatsIngress(stats_pre) stats;
+    Encap(stats_pre) encap;
     Route(NPE_DROP_LOCAL, NPE_DROP_NO_ROUTE) route;
 
     apply {

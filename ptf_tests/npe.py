@@ -16,13 +16,13 @@ from controller.pipeline import (
     LOOKUP_SUBSTRATE,
     NPE_DROP,
     FilterResult,
+    MetaIfEncap,
     Npe,
     Partition,
     lc_port_stamp,
     npe_fastpath,
     npe_filter,
     npe_local_addr,
-    npe_meta_if,
     npe_meta_if_tunnel,
     npe_queue_params,
     npe_route,
@@ -42,7 +42,8 @@ SLICE_LC_PORT = 2                         # the slice host's port on the LC
 
 
 class Fastpath:
-    """A fastpath as the SCD installs it: partition, tunnels, encaps, endpoints."""
+    """A fastpath as the SCD installs it: partition, tunnels, endpoints; its
+    filters carry their output meta-interface's encapsulation."""
 
     def __init__(self, fp=7, local=1, stats_base=100, stats_count=16, queue_base=20,
                  queue_count=4, mi_ports=None, slice_addr=SLICE, ret_port=RET_PORT,
@@ -55,15 +56,21 @@ class Fastpath:
         self.part = Partition(fp, stats_base, stats_count, queue_base, queue_count)
         self.entries = [npe_fastpath(fp, local, slice_addr, ld_port, exc_port, NPE_ADDR, ret_port),
                         npe_slice_tunnel(self.part, NPE_ADDR, ret_port, slice_addr, lc_port)]
-        for mi, port in self.mi_ports.items():
-            self.entries += [npe_meta_if_tunnel(self.part, mi, IF1, port),
-                             npe_meta_if(fp, mi, IF1, port)]
+        self.encaps = {}
+        self.entries += [self.meta_if(mi, IF1, port) for mi, port in self.mi_ports.items()]
+
+    def meta_if(self, mi, addr, port, peer_addr=None):
+        """A meta-interface's tunnel entry; the filters forwarding to it carry
+        its encapsulation (as the controller copies it, translate.meta_if_encap)."""
+        self.encaps[mi] = MetaIfEncap(addr, port, peer_addr)
+        return npe_meta_if_tunnel(self.part, mi, addr, port, peer_addr or 0)
 
     def filter(self, fid, result, lookup=LOOKUP_META_IF, **key_masks):
         """A filter; keyword args are field=(value, mask)."""
         key = {f: v for f, (v, _) in key_masks.items()}
         mask = {f: m for f, (_, m) in key_masks.items()}
-        return npe_filter(self.fp, fid, lookup, key, mask, result)
+        return npe_filter(self.fp, fid, lookup, key, mask, result,
+                          self.encaps.get(result.meta_if))
 
 
 def fwd(mi=2, nh=NH, port=30000, queue=0, stats=0):
@@ -375,8 +382,7 @@ class PeeringMetaIf(NpeTest):
     def runTest(self):
         fp = Fastpath()
         self.install(fp.entries,
-                     npe_meta_if_tunnel(fp.part, 3, IF2, 20003, peer_addr=PEER2),
-                     npe_meta_if(fp.fp, 3, IF2, 20003, peer_addr=PEER2),
+                     fp.meta_if(3, IF2, 20003, peer_addr=PEER2),
                      fp.filter(1, fwd(mi=3, nh="1.2.3.4", port=30003), meta_if=(1, 0xFFFF)),
                      fp.filter(2, fwd(mi=1, port=30001), meta_if=(3, 0xFFFF)))
         d = inner()

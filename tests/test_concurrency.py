@@ -248,7 +248,8 @@ def wait_switches_match_db(testbed, db_path: Path, timeout: float, when: str = "
     assert_switches_match_db(testbed, db_path, when)
 
 
-# Where dst_addr sits in npe.p4's one ternary filter key (pipeline.filter_word).
+# Where dst_addr sits in npe.p4's one ternary filter key (pipeline.filter_word; the
+# fastpath and the lookup type are above the SPP fields).
 DST_SHIFT = sum(pl.FILTER_KEY_BITS[f] for f in
                 pl.FILTER_KEY_FIELDS[pl.FILTER_KEY_FIELDS.index("dst_addr") + 1:])
 
@@ -266,8 +267,8 @@ def cross_slice_filters(testbed, db_path: Path, tags: dict[str, int]) -> list[st
         for e in read_switch(npe, pipeline_of("npe")):
             if e[0] != pl.Npe.FILTER:
                 continue
-            match = dict(e[1])
-            gid, (word, _) = match["fastpath"], match.get("key", (0, 0))
+            word, _ = dict(e[1]).get("key", (0, 0))
+            gid = word >> pl.FILTER_WORD_BITS + 1          # above the type bit
             dst = word >> DST_SHIFT & 0xFFFFFFFF
             writer = by_tag.get(dst >> 16 & 0xFF, "?")
             holder = owner.get((npe.name, gid))

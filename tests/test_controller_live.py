@@ -75,10 +75,11 @@ def test_rest_calls_program_the_switches(controller, slices):
     for e in [pl.npe_fastpath(gid, 1, SLICE_A, fp["ld_endpoint"]["port"],
                               fp["exc_endpoint"]["port"], NPE_ADDR, fp["ret_endpoint"]["port"]),
               pl.npe_meta_if_tunnel(part, mi1["mi"], IF1, mi1["port"]),
-              pl.npe_meta_if(gid, mi2["mi"], IF1, mi2["port"]),
+              pl.npe_meta_if_tunnel(part, mi2["mi"], IF1, mi2["port"]),
               pl.npe_slice_tunnel(part, NPE_ADDR, fp["ret_endpoint"]["port"], SLICE_A, 2),
+              # The filter carries its meta-interface's endpoint (FWD: mi2).
               pl.npe_filter(gid, 10, 0, {"dst_addr": "10.1.0.0"}, {"dst_addr": "255.255.0.0"},
-                            pl.FilterResult(**FWD)),
+                            pl.FilterResult(**FWD), pl.MetaIfEncap(IF1, mi2["port"])),
               pl.npe_queue_params(qbase, 32)]:
         assert as_key(ctl, "npe", e) in npe, e
     lc = switch_entries(ctl, "lc")

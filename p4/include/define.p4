@@ -17,13 +17,20 @@ typedef bit<16> meta_if_t;
 typedef bit<32> index_t;       // global index into a counter, meter or register
 
 /*
- * The ternary part of the filter key, one word, most significant first:
- *   meta_if (16) | dst_addr (32) | src_addr (32) | protocol (8) | src_port (16) | dst_port (16)
- * One field instead of six: BMv2 formats every field of a key and of a hit
- * entry for its log, even with logging off, per packet (docs/npe.md). The
- * controller packs filters the same way (controller/pipeline.py, npe_filter).
+ * The filter key, one ternary word, most significant first:
+ *   fastpath (16) | type (1) | meta_if (16) | dst_addr (32) | src_addr (32) | protocol (8)
+ *   | src_port (16) | dst_port (16)
+ * fastpath and type are always matched exactly (full mask). One field instead
+ * of eight: BMv2 formats every field of a key and of a hit entry for its log,
+ * even with logging off, per packet, and each field costs it far more than a
+ * wider one (docs/npe.md). The controller packs filters the same way
+ * (controller/pipeline.py, filter_word).
  */
-typedef bit<120> filter_key_t;
+typedef bit<137> filter_key_t;
+
+// A tunnel's local endpoint, the tunnel table's one key field: the outer
+// destination address ++ UDP destination port (one field, as above).
+typedef bit<48> endpoint_t;
 
 const bit<16> ETHERTYPE_IPV4 = 0x0800;
 const bit<16> ETHERTYPE_ARP  = 0x0806;
@@ -74,7 +81,8 @@ const drop_reason_t NPE_DROP_FILTER              = 6;  // filter result "drop"
 const drop_reason_t NPE_DROP_BAD_STATS           = 7;  // stats index outside the partition
 const drop_reason_t NPE_DROP_BAD_QUEUE           = 8;  // queue outside the partition
 const drop_reason_t NPE_DROP_METER               = 9;  // over the queue's rate
-const drop_reason_t NPE_DROP_NO_META_IF          = 10; // output meta-interface not configured
+const drop_reason_t NPE_DROP_NO_META_IF          = 10; // unused: a forwarding filter carries its
+                                                       // meta-interface's outer header
 const drop_reason_t NPE_DROP_NO_ENDPOINT         = 11; // no fastpath entry (slice endpoints)
 const drop_reason_t NPE_DROP_NO_ROUTE            = 12; // no route for the outer destination
 const drop_reason_t NPE_DROP_QUEUE_FULL          = 13; // queue over its threshold (egress)
@@ -106,7 +114,6 @@ const mac_addr_t LC_PORT_STAMP = 0x025350000000;
 #define NPE_TUNNEL_SIZE      4096
 #define NPE_FASTPATH_SIZE    256     // fastpath ids (gids) 1..256; meter cell 0 is nobody's
 #define NPE_FILTER_SIZE      8192
-#define NPE_META_IF_SIZE     4096
 #define NPE_STATS_SIZE       8192    // entries of four counters each
 #define NPE_QUEUE_SIZE       2048
 #define NPE_SRAM_WORDS       65536   // 32-bit words

@@ -108,37 +108,30 @@ struct npe_headers_t {
 // v1model zeroes user metadata for every packet: nothing here needs an
 // initial assignment (each would cost BMv2 a table, see docs/npe.md).
 struct npe_metadata_t {
+    // From the parser: the tunnel table's key (outer dst address ++ UDP port).
+    endpoint_t    endpoint;
     // From the tunnel lookup (Tunnel).
     bit<1>        from_slice;      // also the filter's lookup type (LOOKUP_*)
     fastpath_id_t fastpath;        // global fastpath id (table keys, meter index)
-    meta_if_t     meta_if;
-    ipv4_addr_t   peer_addr;       // the only outer source the tunnel takes (0: any)
-    mac_addr_t    slice_stamp;     // from the slice: the LC port stamp it must carry
     bit<16>       strip;           // bytes of meta-net header and key the slice put in front
-    bit<1>        malformed;       // from a meta-interface: exception; from the slice: drop
     // Partition of the fastpath: [base, base + count).
     index_t       stats_base;
     index_t       stats_count;
     index_t       queue_base;
     index_t       queue_count;
-    // Filter key, the ternary fields in one word (filter_key_t): the parser
-    // fills it from the inner datagram, Tunnel adds the meta-interface or
-    // puts a slice's forwarding key in its place.
+    // Filter key, one ternary word (filter_key_t): the parser fills it from
+    // the inner datagram, Tunnel adds fastpath, type and meta-interface, or
+    // puts a slice's forwarding key in their place. Its meta_if part is the
+    // input meta-interface (0 from the slice), which Encap reports.
     filter_key_t  key;
-    // Filter result (Filter).
+    // Filter result (Filter) and the global indices it names.
     bit<2>        result;
-    meta_if_t     out_meta_if;
-    ipv4_addr_t   nh_addr;
-    l4_port_t     nh_port;
-    bit<16>       queue_id;        // local to the fastpath
-    bit<16>       stats_index;     // local to the fastpath
     index_t       stats_global;
     index_t       queue_global;
     bit<8>        reason;          // exception reason, REASON_NONE otherwise
     // Encapsulation (Encap).
     bit<2>        queue_color;
     bit<2>        fastpath_color;
-    bit<1>        queued;          // through a queue: threshold and occupancy in egress
     drop_reason_t drop_reason;     // NO_DROP unless the packet must go
 }
 

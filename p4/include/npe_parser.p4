@@ -37,6 +37,7 @@ parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta
     // or UDP) is decided in the same select.
     state parse_udp {
         pkt.extract(hdr.udp);
+        meta.endpoint = hdr.ipv4.dst_addr ++ hdr.udp.dst_port;     // the tunnel's key
         transition select(pkt.lookahead<bit<80>>()) {
             METANET_MAGIC ++ 72w0 &&& 8w0xff ++ 72w0: parse_metanet;
             // version 4, IHL 5 | ... | fragment offset 0 | TTL | TCP, UDP
@@ -50,12 +51,12 @@ parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta
     }
 
     // A datagram without options, first fragment, TCP or UDP: its filter key
-    // in one parser operation (Tunnel adds the meta-interface, or puts a
-    // slice's forwarding key in its place).
+    // in one parser operation (Tunnel adds fastpath, type and meta-interface,
+    // or puts a slice's forwarding key in its place).
     state parse_inner_plain {
         pkt.extract(hdr.inner_ipv4);
         pkt.extract(hdr.inner_l4);
-        meta.key = 16w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
+        meta.key = 33w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
                    ++ hdr.inner_ipv4.protocol ++ hdr.inner_l4.src_port ++ hdr.inner_l4.dst_port;
         transition accept;
     }
@@ -79,7 +80,7 @@ parser NpeParser(packet_in pkt, out npe_headers_t hdr, inout npe_metadata_t meta
     // Any other datagram (and every one from the slice).
     state parse_inner_ipv4 {
         pkt.extract(hdr.inner_ipv4);
-        meta.key = 16w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
+        meta.key = 33w0 ++ hdr.inner_ipv4.dst_addr ++ hdr.inner_ipv4.src_addr
                    ++ hdr.inner_ipv4.protocol ++ 32w0;
         transition select(hdr.inner_ipv4.ihl) {
             0 &&& 0xc: accept;      // 0..3: malformed, ingress flags it

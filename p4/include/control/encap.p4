@@ -1,8 +1,15 @@
 /*
- * Encapsulation (NPE): rebuild the outer IPv4/UDP header of a packet leaving
- * the fastpath, either into the output meta-interface's tunnel, through the
- * queue the filter named, or into the internal tunnel to the slice (local
- * delivery and exceptions) with a meta-net header in front.
+ * Encapsulation (NPE): the meters on the way out of the fastpath, and the
+ * outer header of the internal tunnel to the slice (local delivery and
+ * exceptions) with a meta-net header in front.
+ *
+ * A forwarded packet's outer header, the output meta-interface's tunnel, is
+ * written by the filter's action (filter.p4: the controller copies the
+ * meta-interface's endpoint into each filter that forwards to it), so
+ * forwarding walks no table here: `to_meta_if` is called on its own (p4c
+ * makes it a table without a key, which BMv2 walks cheaply), and it also
+ * counts the packet (stats_pre, StatsIngress leaves it to this action), so
+ * that a forwarded packet walks one such table, not two.
  *
  * The two meters a packet passes on its way out run in the same actions:
  *   - queue_rate: the queue's rate, its share of the reserved meta-interface
@@ -11,62 +18,40 @@
  *     sends, forwarded or to the slice host; red: dropped (`fastpath_rate`).
  *     Forwarded traffic alone cannot exceed it (queues <= meta-interfaces <=
  *     reservations <= bw); it also bounds the traffic to the slice host.
- * An extern called outside a table would cost BMv2 a table of its own; inside
- * the lookup that must happen anyway it costs one primitive. A packet red at
- * its queue's meter takes nothing from the fastpath's: it runs meter cell 0,
- * which belongs to no fastpath (ids start at 1) and is never configured.
+ * An extern called outside an action would cost BMv2 a table of its own;
+ * inside one it costs one primitive. A packet red at its queue's meter takes
+ * nothing from the fastpath's: it runs meter cell 0, which belongs to no
+ * fastpath (ids start at 1) and is never configured.
  */
 #ifndef __SPP_ENCAP__
 #define __SPP_ENCAP__
 
-control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
+// stats_pre: StatsIngress's counter (npe.p4 owns it; both count into it).
+control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_pre) {
     meter(NPE_QUEUE_SIZE, MeterType.bytes) queue_rate;
     meter(NPE_FASTPATH_SIZE + 1, MeterType.bytes) fastpath_rate;
 
-    // Outer header of the output tunnel: from the meta-interface's own
-    // endpoint to the next hop the filter named. A packet from the slice
-    // loses its meta-net header and key (meta.strip bytes; 0 from a
-    // meta-interface, where neither is valid on this path).
-    action encap(ipv4_addr_t src_addr, l4_port_t src_port) {
+    // Through the queue's and the fastpath's meters.
+    action to_meta_if() {
         queue_rate.execute_meter(meta.queue_global, meta.queue_color);
         fastpath_rate.execute_meter(
             meta.queue_color == V1MODEL_METER_COLOR_RED ? 32w0 : (index_t)meta.fastpath,
             meta.fastpath_color);
-        meta.queued = 1;
-        hdr.ipv4.src_addr = src_addr;
-        hdr.ipv4.dst_addr = meta.nh_addr;
-        hdr.ipv4.ttl = DEFAULT_TTL;
+    }
+
+    // The same, counted before the meters (a fastpath with stats).
+    action to_meta_if_counted() {
+        stats_pre.count(meta.stats_global);
+        to_meta_if();
+    }
+
+    // A packet from the slice loses its meta-net header and key (meta.strip
+    // bytes) on its way to a meta-interface.
+    action strip_slice_headers() {
         hdr.ipv4.total_len = hdr.ipv4.total_len - meta.strip;
-        hdr.udp.src_port = src_port;
-        hdr.udp.dst_port = meta.nh_port;
         hdr.udp.len = hdr.udp.len - meta.strip;
-        hdr.udp.checksum = 0;
         hdr.metanet.setInvalid();
         hdr.fwd_key.setInvalid();
-    }
-
-    // A peering interface always sends to its peer, whatever the filter said.
-    action encap_peering(ipv4_addr_t src_addr, l4_port_t src_port, ipv4_addr_t peer_addr) {
-        encap(src_addr, src_port);
-        hdr.ipv4.dst_addr = peer_addr;
-    }
-
-    action no_meta_if() {
-        meta.drop_reason = NPE_DROP_NO_META_IF;
-    }
-
-    table meta_if {
-        key = {
-            meta.fastpath:    exact @name("fastpath");
-            meta.out_meta_if: exact @name("meta_if");
-        }
-        actions = {
-            encap;
-            encap_peering;
-            @defaultonly no_meta_if;
-        }
-        const default_action = no_meta_if();
-        size = NPE_META_IF_SIZE;
     }
 
     // The fastpath's own entry: its number in the slice (meta-net header)
@@ -83,7 +68,7 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
         hdr.metanet_out.reason = meta.reason;
         hdr.metanet_out.reserved = 0;
         hdr.metanet_out.fastpath = local_id;
-        hdr.metanet_out.meta_if = meta.meta_if;
+        hdr.metanet_out.meta_if = meta.key[119:104];      // the input meta-interface
         hdr.metanet_out.tunnel_src_addr = hdr.ipv4.src_addr;
         hdr.metanet_out.tunnel_src_port = hdr.udp.src_port;
         hdr.metanet_out.reserved2 = 0;
@@ -115,14 +100,20 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta) {
 
     apply {
         if (meta.result == RESULT_FORWARD && meta.reason == REASON_NONE) {
-            if ((index_t)meta.queue_id >= meta.queue_count) {
+            if (meta.queue_global - meta.queue_base >= meta.queue_count) {
                 meta.drop_reason = NPE_DROP_BAD_QUEUE;
             } else {
-                meta_if.apply();
+                if (meta.stats_count != 0) {
+                    to_meta_if_counted();
+                } else {
+                    to_meta_if();
+                }
                 if (meta.queue_color == V1MODEL_METER_COLOR_RED) {
                     meta.drop_reason = NPE_DROP_METER;
                 } else if (meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
                     meta.drop_reason = NPE_DROP_FASTPATH_RATE;
+                } else if (meta.from_slice == 1) {
+                    strip_slice_headers();
                 }
             }
         } else {

@@ -1,22 +1,28 @@
 /*
  * General-match filters (NPE): the meta-router's forwarding table.
  *
- * One ternary table for all fastpaths; the fastpath id is an exact field, so
- * two fastpaths' filters never compete even when their keys are identical.
- * Within a fastpath, the controller sets the P4Runtime priority from the
- * filter ID (lower ID, higher priority), the SPP's precedence rule.
+ * One ternary table for all fastpaths; the fastpath id is part of the key
+ * (always matched exactly), so two fastpaths' filters never compete even when
+ * their keys are identical. Within a fastpath, the controller sets the
+ * P4Runtime priority from the filter ID (lower ID, higher priority), the
+ * SPP's precedence rule.
  *
  * Lookup type 0 (meta-interface) keys on the inner datagram. Lookup type 1
  * (substrate-only) keys on the forwarding key the slice attached: its
  * destination address and ports fill the dst_addr/src_port/dst_port fields;
  * meta_if, src_addr and protocol are 0. The meta-net fields are not used.
- * The parser and Tunnel fill the key; the lookup type is meta.from_slice.
- * The six ternary fields are one word (filter_key_t, define.p4).
+ * The parser and Tunnel fill the key: fastpath, type (meta.from_slice) and
+ * the six SPP fields are one word (filter_key_t, define.p4).
  *
  * The actions do the work that follows from the result, so that BMv2 walks
  * no further table for it: the global stats and queue indices (checked
  * against the partition by StatsIngress and Encap) and, when forwarding,
- * the IPv4 code option's TTL and checksum.
+ * the IPv4 code option's TTL and checksum, and the outer header of the
+ * output meta-interface's tunnel. That header (the meta-interface's
+ * endpoint, and its peer for a peering interface) is in the filter's entry:
+ * the controller copies it there, as a meta-interface never changes and is
+ * not freed while a filter forwards to it (controller/rmp.py), so the packet
+ * walks no meta-interface table.
  */
 #ifndef __SPP_FILTER__
 #define __SPP_FILTER__
@@ -25,29 +31,33 @@
 
 control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
 
-    action forward(meta_if_t meta_if, ipv4_addr_t nh_addr, l4_port_t nh_port,
-                   bit<16> queue, bit<16> stats) {
+    // To the output meta-interface: from its endpoint (src_addr, src_port)
+    // to the next hop (a peering interface's: always its peer), through
+    // queue `queue`; Encap meters it. The outer header is written here, but
+    // for its source when the TTL expires: the exception's meta-net header
+    // records where the datagram came from (Encap, to_slice).
+    action forward(ipv4_addr_t src_addr, l4_port_t src_port, ipv4_addr_t nh_addr,
+                   l4_port_t nh_port, bit<16> queue, bit<16> stats) {
         meta.result = RESULT_FORWARD;
-        meta.out_meta_if = meta_if;
-        meta.nh_addr = nh_addr;
-        meta.nh_port = nh_port;
-        meta.queue_id = queue;
         meta.queue_global = meta.queue_base + (index_t)queue;
-        meta.stats_index = stats;
         meta.stats_global = meta.stats_base + (index_t)stats;
+        hdr.ipv4.src_addr = hdr.inner_ipv4.ttl <= 1 ? hdr.ipv4.src_addr : src_addr;
+        hdr.udp.src_port = hdr.inner_ipv4.ttl <= 1 ? hdr.udp.src_port : src_port;
+        hdr.ipv4.dst_addr = nh_addr;
+        hdr.udp.dst_port = nh_port;
+        hdr.ipv4.ttl = DEFAULT_TTL;
+        hdr.udp.checksum = 0;
         IPV4_FORWARD(hdr.inner_ipv4, meta.reason, sum);
     }
 
     action local(bit<16> stats) {
         meta.result = RESULT_LOCAL;
-        meta.stats_index = stats;
         meta.stats_global = meta.stats_base + (index_t)stats;
     }
 
     // Counted (StatsIngress) before it goes.
     action discard(bit<16> stats) {
         meta.result = RESULT_DROP;
-        meta.stats_index = stats;
         meta.stats_global = meta.stats_base + (index_t)stats;
         meta.drop_reason = NPE_DROP_FILTER;
     }
@@ -60,9 +70,7 @@ control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
 
     table filter {
         key = {
-            meta.fastpath:     exact   @name("fastpath");
-            meta.from_slice:   exact   @name("type");
-            meta.key:          ternary @name("key");   // filter_key_t
+            meta.key: ternary @name("key");    // filter_key_t
         }
         actions = {
             forward;

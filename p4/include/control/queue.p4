@@ -39,7 +39,9 @@ control QueueEgress(inout npe_metadata_t meta, in standard_metadata_t std_meta) 
     }
 
     apply {
-        if (meta.queued == 1) {
+        // Every packet that reaches egress with a forwarding result went
+        // through a queue (Encap).
+        if (meta.result == RESULT_FORWARD && meta.reason == REASON_NONE) {
             queue_params.apply();
         }
     }

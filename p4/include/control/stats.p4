@@ -13,15 +13,16 @@
 #define __SPP_STATS__
 
 // Applied to every filter hit, whatever the result: "how many packets hit
-// this filter".
-control StatsIngress(inout npe_metadata_t meta) {
-    counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_pre;
-
+// this filter". A packet forwarded into its queue is counted by Encap's
+// action, with its meters (one table walked instead of two, docs/npe.md);
+// every other hit here. stats_pre is npe.p4's, shared with Encap.
+control StatsIngress(inout npe_metadata_t meta)(counter stats_pre) {
     apply {
         if (meta.stats_count != 0) {
-            if ((index_t)meta.stats_index >= meta.stats_count) {
+            if (meta.stats_global - meta.stats_base >= meta.stats_count) {
                 meta.drop_reason = NPE_DROP_BAD_STATS;
-            } else {
+            } else if (meta.result != RESULT_FORWARD || meta.reason != REASON_NONE
+                       || meta.queue_global - meta.queue_base >= meta.queue_count) {
                 stats_pre.count(meta.stats_global);
             }
         }

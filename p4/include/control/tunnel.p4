@@ -5,7 +5,8 @@
  *
  * Key: outer destination address and UDP port, a meta-interface's endpoint
  * (unique on a node: the LC demultiplexes on the same pair) or a slice's
- * return endpoint on the NPE's own address. The entry names the only outer
+ * return endpoint on the NPE's own address, as one field (endpoint_t; the
+ * parser joins them: BMv2's cost grows with each key field, docs/npe.md). The entry names the only outer
  * source the tunnel accepts: a peering interface's peer, or the slice host
  * for a return tunnel; 0 (any) elsewhere. A packet from another source is
  * an unknown tunnel, as if no entry matched.
@@ -19,8 +20,11 @@
  * One lookup does what took three tables (peering addresses, tunnel,
  * fastpath partition): BMv2's cost is per table walked, and the partition
  * never changes while the fastpath exists, so the controller copies it into
- * each of its tunnel entries. The actions also judge the inner datagram
- * (IPv4 code option), while the headers are at hand.
+ * each of its tunnel entries. The actions also check the outer source and
+ * judge the inner datagram (IPv4 code option), while the headers are at
+ * hand, and put the fastpath, the lookup type and the meta-interface into the
+ * filter key: a packet walks no condition here (each costs BMv2 a formatted
+ * log message, docs/npe.md).
  */
 #ifndef __SPP_TUNNEL__
 #define __SPP_TUNNEL__
@@ -30,11 +34,9 @@
 control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
                in standard_metadata_t std_meta) {
 
-    action partition(fastpath_id_t fastpath, ipv4_addr_t peer_addr,
-                     index_t stats_base, index_t stats_count,
+    action partition(fastpath_id_t fastpath, index_t stats_base, index_t stats_count,
                      index_t queue_base, index_t queue_count) {
         meta.fastpath = fastpath;
-        meta.peer_addr = peer_addr;
         meta.stats_base = stats_base;
         meta.stats_count = stats_count;
         meta.queue_base = queue_base;
@@ -42,32 +44,40 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
     }
 
     // A packet arriving on a meta-interface of a fastpath: a bare datagram.
-    // A meta-net header from outside is part of a malformed datagram.
+    // From another source than the peer of a peering interface (peer_addr;
+    // 0: any): an unknown tunnel. A malformed datagram (a meta-net header
+    // from outside is one) is the slice's exception.
     action from_meta_if(fastpath_id_t fastpath, meta_if_t meta_if, ipv4_addr_t peer_addr,
                         index_t stats_base, index_t stats_count,
                         index_t queue_base, index_t queue_count) {
-        partition(fastpath, peer_addr, stats_base, stats_count, queue_base, queue_count);
-        meta.meta_if = meta_if;
-        meta.key[119:104] = meta_if;
-        meta.malformed = hdr.metanet.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
-                                                                 hdr.udp.len - 8) ? 1w1 : 1w0;
+        partition(fastpath, stats_base, stats_count, queue_base, queue_count);
+        meta.key[136:104] = fastpath ++ LOOKUP_META_IF ++ meta_if;
+        meta.drop_reason = peer_addr != 0 && hdr.ipv4.src_addr != peer_addr
+                           ? NPE_DROP_UNKNOWN_TUNNEL : NO_DROP;
+        meta.reason = hdr.metanet.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
+                                                              hdr.udp.len - 8)
+                      ? REASON_MALFORMED : REASON_NONE;
     }
 
     // A packet the slice sends back to its fastpath: meta-net header (16
     // bytes), forwarding key (8) and datagram, from the slice host's address,
-    // stamped by the LC with its port. The filter key is the forwarding key's
-    // (lookup type substrate-only: meta_if, src_addr, protocol 0).
+    // stamped by the LC with its port; anything else is dropped. The filter
+    // key is the forwarding key's (lookup type substrate-only: meta_if,
+    // src_addr, protocol 0).
     action from_slice(fastpath_id_t fastpath, ipv4_addr_t slice_addr, mac_addr_t lc_stamp,
                       index_t stats_base, index_t stats_count,
                       index_t queue_base, index_t queue_count) {
-        partition(fastpath, slice_addr, stats_base, stats_count, queue_base, queue_count);
+        partition(fastpath, stats_base, stats_count, queue_base, queue_count);
         meta.from_slice = 1;
-        meta.slice_stamp = lc_stamp;
         meta.strip = 24;
-        meta.malformed = !hdr.fwd_key.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
-                                                                  hdr.udp.len - 8 - 24) ? 1w1 : 1w0;
-        meta.key = 16w0 ++ hdr.fwd_key.dst_addr ++ 32w0 ++ 8w0
+        meta.key = fastpath ++ LOOKUP_SUBSTRATE ++ 16w0 ++ hdr.fwd_key.dst_addr ++ 32w0 ++ 8w0
                    ++ hdr.fwd_key.src_port ++ hdr.fwd_key.dst_port;
+        meta.drop_reason =
+            hdr.ipv4.src_addr != slice_addr ? NPE_DROP_UNKNOWN_TUNNEL
+            : (hdr.ethernet.src_addr != lc_stamp ? NPE_DROP_NOT_SLICE_PORT
+            : (!hdr.fwd_key.isValid() || IPV4_MALFORMED(hdr.inner_ipv4, std_meta,
+                                                        hdr.udp.len - 8 - 24)
+               ? NPE_DROP_BAD_SLICE_PACKET : NO_DROP));
     }
 
     action unknown_tunnel() {
@@ -76,8 +86,7 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
 
     table tunnel {
         key = {
-            hdr.ipv4.dst_addr: exact @name("dst_addr");
-            hdr.udp.dst_port:  exact @name("dst_port");
+            meta.endpoint: exact @name("endpoint");    // endpoint_t
         }
         actions = {
             from_meta_if;
@@ -90,21 +99,6 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
 
     apply {
         tunnel.apply();
-        if (meta.drop_reason == NO_DROP) {
-            if (meta.peer_addr != 0 && hdr.ipv4.src_addr != meta.peer_addr) {
-                meta.drop_reason = NPE_DROP_UNKNOWN_TUNNEL;
-            } else if (meta.from_slice == 1 && hdr.ethernet.src_addr != meta.slice_stamp) {
-                meta.drop_reason = NPE_DROP_NOT_SLICE_PORT;
-            } else if (meta.malformed == 1) {
-                // Only a well-formed meta-net packet with a key comes back
-                // from the slice; from outside, it is the slice's exception.
-                if (meta.from_slice == 1) {
-                    meta.drop_reason = NPE_DROP_BAD_SLICE_PACKET;
-                } else {
-                    meta.reason = REASON_MALFORMED;
-                }
-            }
-        }
     }
 }
 
