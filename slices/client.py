@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -306,29 +307,62 @@ class PushReceiver:
     >>> rx.register("count", lambda entry: print(entry["pre_packets"]))
     >>> rx.serve(stop)          # or rx.poll(timeout) for one entry
 
-    An entry whose callback no callable is registered under is not dropped in
-    silence: ``poll`` raises SppError ENOENT naming it, and ``serve`` logs it
-    and keeps it in ``unknown``.
+    Only the controller's datagrams are entries: the receiver listens on the
+    address the slice host reaches the controller from (its management
+    address; ``address`` overrides) and drops datagrams from any other source
+    (counted in ``foreign``): an end host or another slice that can reach the
+    slice host cannot forge counters. The controller is found as ``Slice``
+    finds it (``controller``, SPP_CONTROLLER, or the slice's directory).
+
+    An entry whose callback no callable is registered under, or a datagram
+    that is not an entry, is not dropped in silence: ``poll`` raises SppError
+    (ENOENT naming the callback, EINVAL) and ``serve`` logs it, keeps the
+    entry in ``unknown`` and goes on.
     """
 
-    def __init__(self, port: int, address: str = "0.0.0.0"):
+    def __init__(self, port: int, address: str | None = None, controller: str | None = None,
+                 spp_dir: str | None = None):
+        url = controller or _setting("SPP_CONTROLLER", "controller", spp_dir)
+        host = urllib3.util.parse_url(url.rstrip("/")).host if url else None
+        if not host:
+            raise SppError.named("EINVAL", "no controller URL: set SPP_CONTROLLER, or provide "
+                                           f"{spp_dir or DEFAULT_DIR}/controller")
+        self.source = socket.gethostbyname(host)
+        if address is None:             # the local address towards the controller
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((self.source, 9))
+                address = probe.getsockname()[0]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, port))
         self.port = self.sock.getsockname()[1]
         self.callbacks: dict[str, object] = {}
         self.unknown: list[dict] = []
+        self.foreign = 0
 
     def register(self, name: str, fn):
         self.callbacks[name] = fn
 
     def poll(self, timeout: float | None = None) -> dict | None:
         """Wait for one entry (None after ``timeout``), call its callable, return it."""
-        self.sock.settimeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self.sock.settimeout(left)
+            try:
+                data, (src, _) = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            if src == self.source:
+                break
+            self.foreign += 1
         try:
-            data, _ = self.sock.recvfrom(65535)
-        except TimeoutError:
-            return None
-        entry = json.loads(data)
+            entry = json.loads(data)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            self.unknown.append({"datagram": data[:200].decode(errors="replace")})
+            raise SppError.named("EINVAL", f"a datagram from the controller that is not a "
+                                           f"periodic entry: {e}") from None
         fn = self.callbacks.get(entry.get("callback"))
         if fn is None:
             self.unknown.append(entry)

@@ -568,3 +568,39 @@ def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
         b.join()
     assert [r["code"] for r in rep["result"]] == [0] * 60
     assert max(n for _, n in starts) <= limits.CALLS_IN_FLIGHT, starts
+
+
+def test_push_receiver_takes_entries_from_the_controller_only():
+    """PushReceiver: a datagram from any other source than the controller is
+    dropped (counted), never handed to a callable; one that is not an entry
+    is reported, and serve() goes on."""
+    import json
+    import time
+
+    from slices.client import PushReceiver
+    got = []
+    entry = {"pid": 1, "callback": "count", "pre_packets": 5}
+    with PushReceiver(port=0, address="127.0.0.1", controller="http://127.0.0.1:1") as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+        rx.register("count", got.append)
+        forger.bind(("127.0.0.9", 0))
+        forger.sendto(json.dumps({**entry, "pre_packets": 999_999}).encode(),
+                      ("127.0.0.1", rx.port))
+        assert rx.poll(0.3) is None and rx.foreign == 1 and got == []
+        ctl.bind(("127.0.0.1", 0))
+        ctl.sendto(b"not json", ("127.0.0.1", rx.port))
+        with pytest.raises(SppError) as e:
+            rx.poll(2)
+        assert e.value.name == "EINVAL"
+        stop = threading.Event()
+        t = threading.Thread(target=rx.serve, args=(stop, 0.1), daemon=True)
+        t.start()
+        for d in (b"[1]", b"\xff", json.dumps(entry).encode()):
+            ctl.sendto(d, ("127.0.0.1", rx.port))
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+        t.join(5)
+        assert got == [entry] and len(rx.unknown) == 3

@@ -32,7 +32,7 @@ def test_periodic_push_calls_the_registered_callable(controller, slices, live_no
     a, _ = slices
     fp, mi1, _ = router(a)
     got: dict[str, list] = {"first": [], "second": []}
-    with PushReceiver(port=0, address=SLICE_A_MGMT) as rx:
+    with PushReceiver(port=0, address=SLICE_A_MGMT, controller=controller.url) as rx:
         rx.register("first", got["first"].append)
         rx.register("second", got["second"].append)
         stop = threading.Event()
@@ -71,7 +71,7 @@ def test_periodic_push_calls_the_registered_callable(controller, slices, live_no
         finally:
             stop.set()
             t.join(5)
-    with PushReceiver(port=0, address=SLICE_A_MGMT) as rx:
+    with PushReceiver(port=0, address=SLICE_A_MGMT, controller=controller.url) as rx:
         a.create_periodic(fp["fpid"], index=1, interval=100, size=1, model="push",
                           port=rx.port, callback="unregistered")
         with pytest.raises(SppError) as e:
