@@ -325,3 +325,45 @@ def test_the_slow_path_answers_only_its_fastpath():
         runner.join(timeout=5)
         for s in (npe, forger, sp.ld, sp.exc):
             s.close()
+
+
+class FakeStandard:
+    """BMv2's Thrift 'standard' client for one register array of ``size`` cells."""
+
+    def __init__(self, size: int):
+        self.cells = list(range(size))
+        self.sent, self.read_all = [], 0
+
+    def bm_register_read_all(self, cxt, name):
+        self.read_all += 1
+        return list(self.cells)
+
+    def send_bm_register_read(self, cxt, name, index):
+        self.sent.append(index)
+
+    def recv_bm_register_read(self):
+        from bm_runtime.standard.ttypes import InvalidRegisterOperation
+        index = self.sent.pop(0)
+        if index >= len(self.cells):
+            raise InvalidRegisterOperation(code=1)
+        return self.cells[index]
+
+
+def test_a_short_mem_read_does_not_read_the_whole_sram():
+    """mem_read of a few words read the NPE's whole SRAM (65,536 cells, about
+    8 ms of the controller's CPU) to return them: a slice's batch of 1,000
+    mem_read(count=2) cost 9.5 s. A few cells are read one by one (pipelined),
+    and a refused read leaves the connection in step."""
+    from controller.thrift_api import ThriftClient, ThriftError
+    client = ThriftClient.__new__(ThriftClient)
+    client.where, client._lock = "fake", threading.Lock()
+    client._std = std = FakeStandard(65_536)
+    assert client.register_read_range("sram", 1000, 2) == [1000, 1001]
+    assert client.register_read_range("sram", 10, 600) == list(range(10, 610))
+    assert std.read_all == 0
+    assert client.register_read_range("sram", 0, 4096) == list(range(4096))
+    assert std.read_all == 1
+    with pytest.raises(ThriftError):
+        client.register_read_range("sram", 65_530, 10)
+    assert std.sent == []                             # every answer was read
+    assert client.register_read_range("sram", 5, 1) == [5]
