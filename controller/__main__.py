@@ -88,9 +88,10 @@ def main(argv=None) -> int:
         import threading
 
         from .web import create_operator_app
+        peers = ("127.0.0.1", *args.operator_from)
         operator = uvicorn.Server(server_config(create_operator_app(
-            ctl, run_dir / "topology.svg", ("127.0.0.1", *args.operator_from)),
-            ohost, int(oport)))
+            ctl, run_dir / "topology.svg", peers), ohost, int(oport),
+            http=peer_limited(allowed=frozenset(peers))))
 
         def serve_operator():
             try:

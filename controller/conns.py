@@ -24,8 +24,13 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 CONNECTIONS_PER_HOST = 64
 
 
-def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol) -> type:
-    """An HTTP protocol class with its own count of connections per peer."""
+def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol,
+                 allowed: frozenset[str] | None = None) -> type:
+    """An HTTP protocol class with its own count of connections per peer.
+    ``allowed``: the only peers served at all; others are reset at once (the
+    operator listener: a slice host that routes to its address through its
+    management link reaches it, the host's kernel accepting for any of its
+    addresses, and would otherwise hold connections there)."""
     open_by_host: dict[str | None, int] = {}
 
     class PeerLimited(base):
@@ -35,7 +40,8 @@ def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProt
         def connection_made(self, transport: asyncio.Transport) -> None:
             peer = transport.get_extra_info("peername")
             host = peer[0] if peer else None
-            if open_by_host.get(host, 0) >= per_host:
+            if (allowed is not None and host not in allowed) or \
+                    open_by_host.get(host, 0) >= per_host:
                 transport.abort()                 # a reset: nothing read, nothing kept
                 return
             open_by_host[host] = open_by_host.get(host, 0) + 1

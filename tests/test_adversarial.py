@@ -114,10 +114,10 @@ def reset(s: socket.socket, wait: float = 2.0) -> bool:
         return False
 
 
-def get(port: int, source: str) -> bytes:
+def get(port: int, source: str, path: str = "/health") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5,
                                   source_address=(source, 0)) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         return s.recv(100)
 
 
@@ -126,19 +126,40 @@ async def health(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-def limited_server():
-    port = free_port()
+def serve(port: int, protocol: type):
     server = uvicorn.Server(server_config(health, "127.0.0.1", port, timeout_keep_alive=1,
-                                          http=peer_limited(per_host=4)))
+                                          http=protocol))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture
+def limited_server():
+    port = free_port()
+    server, thread = serve(port, peer_limited(per_host=4))
     yield port
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def test_the_operator_listener_serves_only_its_peers():
+    """A slice host routing the controller's control address through its own
+    management link reaches the operator listener (web view, /metrics): the
+    app answers it 403, but each connection it opens there would be held.
+    The listener resets any peer but the operator's at once."""
+    port = free_port()
+    server, thread = serve(port, peer_limited(allowed=frozenset({"127.0.0.1"})))
+    try:
+        held = idle_connections(port, SLICE_A_MGMT, 3)
+        assert all(reset(s, wait=0.5) for s in held)         # before the 1 s keep-alive
+        assert get(port, "127.0.0.1").startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_one_host_cannot_hold_every_connection(limited_server):
@@ -151,7 +172,8 @@ def test_one_host_cannot_hold_every_connection(limited_server):
     held = idle_connections(port, SLICE_A_MGMT, 4)
     extra = idle_connections(port, SLICE_A_MGMT, 3)
     try:
-        assert all(reset(s) for s in extra)
+        assert all(reset(s, wait=0.5) for s in extra)        # before the 1 s keep-alive
+        assert not any(reset(s, wait=0.1) for s in held)
         assert get(port, SLICE_B_MGMT).startswith(b"HTTP/1.1 200")
         time.sleep(1.5)                                  # the keep-alive timeout: 1 s
         assert all(reset(s, wait=0.5) for s in held)
@@ -277,6 +299,9 @@ def test_the_controller_limits_each_hosts_connections(live_node, tmp_path):
         try:
             assert all(reset(s) for s in extra)
             assert b.get_interfaces() == [1, 2]
+            # The operator listener (default 127.0.0.1:8081) serves 127.0.0.1 only.
+            assert all(reset(s) for s in idle_connections(8081, SLICE_A_MGMT, 2))
+            assert get(8081, "127.0.0.1", "/metrics").startswith(b"HTTP/1.1 200")
         finally:
             for s in held + extra:
                 s.close()
