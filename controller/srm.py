@@ -24,7 +24,8 @@ from .testbed import Node, Npe, Testbed
 log = logging.getLogger(__name__)
 
 # UDP port ranges the SRM hands out.
-META_IF_PORTS = range(20000, 30000)     # meta-interface endpoints on interfaces
+HELD_PORTS = range(20000, 22000)        # the administrator's: held for slices (held_ports)
+META_IF_PORTS = range(22000, 30000)     # meta-interface endpoints on interfaces
 ENDPOINT_PORTS = range(30000, 40000)    # endpoints (LC NAT) chosen by the SRM
 NPE_RETURN_PORTS = range(40000, 50000)  # where slices send packets back to their fastpath
 SLICE_PORTS = range(50000, 60000)       # local-delivery/exception ports on slice hosts
@@ -287,6 +288,11 @@ class Srm:
                 used |= set(held)
             elif held.get(port, slice_["id"]) != slice_["id"]:
                 raise SppError("EEXIST", f"port {port} on {addr} is held for another slice")
+            elif port in HELD_PORTS and port not in held:
+                # The testbed's plan gives future slices ports here too.
+                raise SppError("EPERM", f"ports {HELD_PORTS.start}..{HELD_PORTS.stop - 1} are "
+                                        f"held for slices by the administrator; port {port} is "
+                                        "not this slice's")
         else:
             used = {r["port"] for r in self.stores[node].q(
                 "SELECT port FROM endpoints WHERE node = ? AND addr = ? AND proto = ?",

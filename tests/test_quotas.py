@@ -14,6 +14,7 @@ from conftest import SLICE_A_MGMT, SLICE_B_MGMT, needs_bmv2
 from controller import limits
 from controller import pipeline as pl
 from controller.p4rt import P4Type
+from controller.srm import HELD_PORTS
 from mininet_topo.livenode import SLICE_A, SLICE_B
 from slices.client import Slice, SppError
 
@@ -149,8 +150,10 @@ def test_ports_held_for_a_slice(controller, live_node):
     """The ports the administrator holds for a slice (the testbed's plan gives
     each slice's routers fixed meta-interface ports): another slice asking
     for one by number gets EEXIST, the SRM never hands one out, the slice
-    itself gets it; deleting the slice frees it. Before, any slice could take
-    another's planned ports, and `slice add` then failed."""
+    itself gets it; deleting the slice frees it. The whole held range (the
+    plan's ports of slices not yet added too) is nobody's to ask for by
+    number unless held for them. Before, any slice could take another's
+    planned ports, and `slice add` then failed."""
     held = [{"ifn": 1, "port": 20000}, {"ifn": 1, "port": 20002}]
     sa = controller.create_slice("a", SLICE_A_MGMT, SLICE_A, 2, live_node.slice_macs["A"],
                                  ports=held)
@@ -166,12 +169,19 @@ def test_ports_held_for_a_slice(controller, live_node):
         with pytest.raises(SppError) as e:
             b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20002)
         assert e.value.name == "EEXIST" and "held" in e.value.message
+        # Nor any other port of the held range (the plan's future slices'),
+        # and the SRM hands out none of them.
+        with pytest.raises(SppError) as e:
+            b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20003)
+        assert e.value.name == "EPERM"
         got = [b.alloc_udp_tunnel(fb, ifn=1, bw=0)["port"] for _ in range(4)]
-        assert not {20000, 20002} & set(got) and 20001 in got
+        assert not set(got) & set(HELD_PORTS)
         assert a.alloc_udp_tunnel(fa, ifn=1, bw=0, port=20002)["port"] == 20002
         a.close()
         assert controller.admin("DELETE", "/admin/slices/node1/a").status_code == 200
-        assert b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20002)["port"] == 20002
+        with pytest.raises(SppError) as e:                  # freed, but not b's
+            b.alloc_udp_tunnel(fb, ifn=1, bw=0, port=20000)
+        assert e.value.name == "EPERM"
     finally:
         a.close()
         b.close()
