@@ -401,9 +401,13 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
     together, so the node commits them as one group (executor.py). At most
     ``in_flight()`` of them are queued at once, as FairShare allows a slice
     host's single calls: a batch of slow changes (4,096-word mem_writes)
-    must not put another slice's change behind all of them."""
+    must not put another slice's change behind all of them. Reads answer at
+    most MAX_BATCH_ANSWER_BYTES in all; a call after that is not run (E2BIG):
+    the answer is rendered in one piece, and must stay small enough not to
+    hold the controller for long."""
     out: list = [None] * len(calls)
     pending: list[tuple[int, object]] = []
+    budget = L.MAX_BATCH_ANSWER_BYTES
 
     def settle():
         for i, fut in pending:
@@ -414,6 +418,11 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
         pending.clear()
 
     for i, c in enumerate(calls):
+        if budget < 0:
+            out[i] = SppError("E2BIG", f"a batch's answers take at most "
+                                       f"{L.MAX_BATCH_ANSWER_BYTES} bytes; this call was not "
+                                       "run: send it in another batch").to_json()
+            continue
         fn = FUNCTIONS[c.fn]
         try:
             body = fn.model.model_validate(c.args)
@@ -432,6 +441,7 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
             pending.append((i, res))
         else:
             out[i] = {"code": 0, "result": res}
+            budget -= len(json.dumps(res, default=str))
     settle()
     return out
 
@@ -738,9 +748,16 @@ def create_app(ctl, admin_token: str) -> FastAPI:
                           "error), and one call's failure changes nothing of the others.")
     def batch(body: Batch, sl: dict = Depends(slice_of)):
         host = sl["mgmt_addr"]
-        return {"code": 0, "result": call_batch(
+        out = {"code": 0, "result": call_batch(
             ctl, sl, body.calls, lambda: L.CALLS_IN_FLIGHT if callers.others(host)
             else L.CHANGES_IN_FLIGHT)}
+        # Rendered here, in the batch's worker thread: an answer of megabytes
+        # (a thousand mem_reads) must not stall the event loop, which serves
+        # every slice's calls.
+        try:
+            return JSONResponse(out)
+        except (TypeError, ValueError):             # not plain JSON
+            return JSONResponse(jsonable_encoder(out))
 
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .limits import MAX_BODY_BYTES, MAX_MESSAGE, MAX_QUOTE
+from .limits import MAX_BATCH_ANSWER_BYTES, MAX_BODY_BYTES, MAX_MESSAGE, MAX_QUOTE
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ CODES = [
                                     "effect"),
     ErrorCode(15, "EUNREACH", 503, "the controller could not be reached (slice library): "
                                    "nothing was sent"),
-    ErrorCode(16, "E2BIG", 413, f"request body over {MAX_BODY_BYTES} bytes"),
+    ErrorCode(16, "E2BIG", 413, f"request body over {MAX_BODY_BYTES} bytes, or (a call in a "
+                                f"batch) the batch's answers over {MAX_BATCH_ANSWER_BYTES} bytes"),
     ErrorCode(17, "EINTERNAL", 500, "the controller failed unexpectedly (a bug; logged with its "
                                     "traceback)"),
 ]

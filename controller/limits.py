@@ -54,8 +54,10 @@ SLICE_IF_SHARE = 50
 MAX_HELD_PORTS = 256
 MIN_USER_PORT = 1024
 
-# The batch extension (POST /api/batch): calls in one request.
+# The batch extension (POST /api/batch): calls in one request, and the bytes
+# of their answers (reads) after which the rest are not run (E2BIG).
 MAX_BATCH_CALLS = 1000
+MAX_BATCH_ANSWER_BYTES = 4 << 20
 
 # Calls of one slice host served at once (api.FairShare); more wait their turn.
 # Reads (and batches) hold a worker thread each; changes hold none (queued to

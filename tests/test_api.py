@@ -604,3 +604,25 @@ def test_push_receiver_takes_entries_from_the_controller_only():
         stop.set()
         t.join(5)
         assert got == [entry] and len(rx.unknown) == 3
+
+
+def test_a_batch_answers_a_bounded_amount(client, monkeypatch):
+    """Reads in a batch answer at most MAX_BATCH_ANSWER_BYTES; the calls after
+    that are not run and answer E2BIG (a thousand 4,096-word mem_reads were
+    a 20 MB answer rendered in one piece, which held the controller)."""
+    c, ctl = client
+    ran = []
+
+    def mem_read(sl, fpid, offset, count):
+        ran.append(offset)
+        return [0xFFFFFFFF] * count
+
+    monkeypatch.setattr(ctl.rmp, "mem_read", mem_read)
+    calls = [{"fn": "mem_read", "args": {"fpid": 1, "offset": i, "count": 4096}}
+             for i in range(1000)]
+    rep = c.post("/api/batch", json={"calls": calls})
+    out = rep.json()["result"]
+    done = [r for r in out if r["code"] == 0]
+    assert 0 < len(done) == len(ran) < 1000
+    assert {r["error"] for r in out[len(done):]} == {"E2BIG"}
+    assert len(rep.content) < L.MAX_BATCH_ANSWER_BYTES + 100_000
