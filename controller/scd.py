@@ -220,8 +220,8 @@ class Scd:
         except P4RuntimeError as e:
             raise self._error("read", e, conn) from None
 
-    def register_read(self, name: str, start: int, count: int) -> list[int]:
-        _, thrift = self._session("register read")
+    def register_read(self, name: str, start: int, count: int, force: bool = False) -> list[int]:
+        _, thrift = self._session("register read", force)
         try:
             if count == 1:
                 return [thrift.register_read(name, start)]
@@ -253,9 +253,13 @@ class Scd:
     def reconcile(self, intent: Intent, pushed: bool = False) -> dict[str, int]:
         """Make the switch hold exactly ``intent``: no missing, no extra entry.
 
-        Meters are always written (idempotent); SRAM only when the pipeline
-        was just pushed (it starts zero). Runs in the node's executor (no
-        other writer meanwhile), also while the switch is still marked down.
+        Meters are always written (idempotent). SRAM is read whole and the
+        cells that differ from the database are written (0 where it has
+        none): a write of a call answered ESWITCH may reach a stalled switch
+        late, or its rollback may not reach it at all, and the slice would
+        read a value it was told was not written. Runs in the node's
+        executor (no other writer meanwhile), also while the switch is
+        still marked down.
         """
         want = {}
         for e in intent.entries:
@@ -271,12 +275,17 @@ class Scd:
                         for i, r in intent.meters.items()]
                        + [(MODIFY, MeterCell(pl.Npe.FASTPATH_RATE, i, *r))
                           for i, r in intent.fastpath_meters.items()], force=True)
-            if pushed:
-                self.register_write(pl.Npe.SRAM, intent.registers, force=True)
+            size = self.pipeline.register_size(pl.Npe.SRAM)
+            have = [0] * size if pushed else self.register_read(pl.Npe.SRAM, 0, size, force=True)
+            sram = {i: intent.registers.get(i, 0) for i, v in enumerate(have)
+                    if v != intent.registers.get(i, 0)}
+            self.register_write(pl.Npe.SRAM, sram, force=True)
         else:
             self.write([(MODIFY, MeterCell(pl.Lc.POLICE, i, *(r or (None, 0))))
                         for i, r in intent.police_meters.items()], force=True)
         counts = {"inserted": len(inserts), "deleted": len(deletes),
                   "modified": len(modifies), "entries": len(want)}
+        if self.role == "npe":
+            counts["sram_cells"] = len(sram)
         log.info("%s: reconciled %s", self.name, counts)
         return counts

@@ -392,3 +392,23 @@ def test_a_short_mem_read_does_not_read_the_whole_sram():
         client.register_read_range("sram", 65_530, 10)
     assert std.sent == []                             # every answer was read
     assert client.register_read_range("sram", 5, 1) == [5]
+
+
+@needs_bmv2
+def test_repair_puts_sram_back_to_what_was_acknowledged(controller, slices):
+    """A mem_write answered ESWITCH ("nothing was changed") may still reach
+    the switch: a stalled NPE applies the queued Thrift writes when it
+    resumes, and the rollback cannot reach a switch marked down. Here the
+    switch is written behind the controller's back, as such a late write
+    would; the repair (after a failed group, or when the monitor brings the
+    switch back) puts the fastpath's SRAM back to what the database says."""
+    a, _ = slices
+    ctl = controller.ctl
+    f = a.alloc_fastpath(bw=1_000, filters=1, queues=1, buffers=8, stats=1, sram=8)["fpid"]
+    a.mem_write(f, 0, [5, 6])
+    base = ctl.store.one("SELECT sram_base FROM fastpaths")["sram_base"]
+    ctl.scds["npe"].register_write(pl.Npe.SRAM, {base: 77, base + 3: 99})
+    assert a.mem_read(f, 0, 4) == [77, 6, 0, 99]
+    node = ctl.testbed.nodes[0]
+    ctl.executors[node.name].exclusive(lambda: ctl.repair(node, {"npe"}))
+    assert a.mem_read(f, 0, 4) == [5, 6, 0, 0]
