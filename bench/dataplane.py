@@ -154,7 +154,7 @@ class Setup(InNamespace):
             # fastpath's packet meter, configured far above the offered load).
             pipe = pl.lc_pipeline()
             entries = [pl.lc_meta_if(IF1, MI_IN, 1, NPE_MAC, self.sink_mac, police=1),
-                       pl.lc_slice_addr(SLICE_ADDR), pl.lc_npe_addr(NPE_ADDR)]
+                       pl.lc_src_owner(SLICE_ADDR, GPE_LC_PORT), pl.lc_npe_addr(NPE_ADDR)]
         else:
             pipe = pl.npe_pipeline()
             entries = self._npe_entries()

@@ -78,7 +78,7 @@ class Lc:
 
     ARP = "LcIngress.arp.arp"
     SLICE_PORT = "LcIngress.guard.slice_port"
-    SLICE_ADDR = "LcIngress.guard.slice_addr"
+    SRC_OWNER = "LcIngress.guard.src_owner"
     NPE_ADDR = "LcIngress.guard.npe_addr"
     META_IF = "LcIngress.demux.meta_if"
     POLICE = "LcIngress.demux.police_rate"
@@ -246,9 +246,11 @@ def lc_slice_port(port, addr) -> Entry:
                       {"addr": addr})
 
 
-def lc_slice_addr(addr) -> Entry:
-    """A slice host's address: spoofed when it arrives on any other port."""
-    return Entry.make(Lc.SLICE_ADDR, {"src_addr": addr}, "LcIngress.guard.slice_host_addr")
+def lc_src_owner(addr, port) -> Entry:
+    """An internal source address (a slice host's, an NPE's) and the one LC
+    port it may arrive on: from any other it is spoofed."""
+    return Entry.make(Lc.SRC_OWNER, {"src_addr": addr}, "LcIngress.guard.owned_by",
+                      {"port": port})
 
 
 def lc_npe_addr(addr) -> Entry:

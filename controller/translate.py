@@ -133,7 +133,7 @@ def slice_entries(slice_: dict, node: Node) -> list[Entry]:
     """LC: route to the slice host, and its port's and address's source guard."""
     return [pl.lc_route(slice_["data_addr"], 32, slice_["lc_port"], node.gpe_mac, slice_["mac"]),
             pl.lc_slice_port(slice_["lc_port"], slice_["data_addr"]),
-            pl.lc_slice_addr(slice_["data_addr"])]
+            pl.lc_src_owner(slice_["data_addr"], slice_["lc_port"])]
 
 
 def npe_base_entries(node: Node, npe: Npe) -> list[Entry]:
@@ -154,6 +154,7 @@ def lc_base_entries(node: Node) -> list[Entry]:
     for npe in node.npes:
         out.append(pl.lc_route(npe.addr, 32, npe.lc_port, npe.lc_mac, npe.mac))
         out.append(pl.lc_npe_addr(npe.addr))       # only slice hosts' ports reach it
+        out.append(pl.lc_src_owner(npe.addr, npe.lc_port))   # its exceptions: only from it
     return out
 
 

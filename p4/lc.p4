@@ -3,8 +3,8 @@
  * of the node, and between its NPEs and slice hosts, crosses it:
  *   ARP         -> answered for the LC's own addresses
  *   source guard-> slice hosts may only use their own source address, nobody
- *                  else a slice host's; an NPE's internal address only from
- *                  slice hosts' ports
+ *                  else a slice host's, and an NPE's only that NPE; an NPE's
+ *                  internal address is reachable only from slice hosts' ports
  *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE,
  *                  policed per fastpath to its share of the NPE's packets
  *   NAT         -> allocated endpoints to/from the owning slice host

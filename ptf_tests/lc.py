@@ -22,9 +22,10 @@ from controller.pipeline import (
     lc_npe_addr,
     lc_port_stamp,
     lc_route,
-    lc_slice_addr,
     lc_slice_port,
+    lc_src_owner,
 )
+from slices import metanet as mn
 
 EXT, NPE, SLICE_A, SLICE_B, PEERING = 0, 1, 2, 3, 4
 LC_MAC = "00:00:00:00:00:aa"
@@ -57,7 +58,8 @@ class LcTest(SwitchTest):
             lc_slice_port(SLICE_A, SLICE_A_ADDR), lc_slice_port(SLICE_B, SLICE_B_ADDR),
             lc_arp(IF2, LC_MAC), lc_local_addr(IF2),
             lc_route("192.168.2.0", 24, PEERING, LC_MAC, PEER_MAC),
-            lc_slice_addr(SLICE_A_ADDR), lc_slice_addr(SLICE_B_ADDR), lc_npe_addr(NPE_ADDR),
+            lc_src_owner(SLICE_A_ADDR, SLICE_A), lc_src_owner(SLICE_B_ADDR, SLICE_B),
+            lc_npe_addr(NPE_ADDR), lc_src_owner(NPE_ADDR, NPE),
         ])
 
     def drop_count(self, reason):
@@ -208,6 +210,37 @@ class ReturnPathGuard(LcTest):
         self.send(SLICE_B, b)
         self.expect(exp, NPE)
         self.expect_nothing_else()
+
+
+class NpeSourceGuard(LcTest):
+    """An NPE's internal address is a source only from that NPE's port: it is
+    the source of the exceptions and local deliveries the NPE sends a slice
+    host, which the slice's slow path trusts. The same exception "from the
+    NPE" sent by an end host (external port), the peer (peering port) or
+    another slice host is dropped and counted as spoofed; the NPE's own
+    reaches the slice host."""
+
+    def runTest(self):
+        def exc(port_mac):
+            inner = IP(src="10.9.9.9", dst="10.1.2.3", ttl=1) / ICMP()
+            return (Ether(src=port_mac, dst=LC_MAC) / IP(src=NPE_ADDR, dst=SLICE_A_ADDR, id=6)
+                    / UDP(sport=40000, dport=50001)
+                    / mn.MetaNet(kind=mn.EXCEPTION, reason=mn.TTL_EXPIRED, fastpath=1,
+                                 meta_if=1, tunnel_src_addr="192.168.1.55",
+                                 tunnel_src_port=4444) / inner)
+        self.send(EXT, exc(HOST_MAC))
+        self.send(PEERING, exc(PEER_MAC))
+        self.send(SLICE_B, exc(SLICE_B_MAC))
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("spoofed"), 3)
+        self.assertEqual(self.drop_count("internal"), 0)
+        real = exc(NPE_MAC)
+        exp = real.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, SLICE_A_MAC
+        self.send(NPE, real)
+        self.expect(exp, SLICE_A)
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("spoofed"), 3)
 
 
 class PolicePerFastpath(LcTest):

@@ -67,7 +67,7 @@ def test_names_and_builders_match_the_p4info():
         (lc, pl.lc_slice_port(2, "10.0.2.10")),
         (lc, pl.lc_meta_if("192.168.1.1", 20000, 1, "02:00:00:00:00:01", "02:00:00:00:00:02",
                            1)),
-        (lc, pl.lc_slice_addr("10.0.2.10")),
+        (lc, pl.lc_src_owner("10.0.2.10", 2)),
         (lc, pl.lc_npe_addr("10.0.1.2")),
         (lc, pl.lc_endpoint("192.168.1.1", 17, 8053, "10.0.2.10", 53)[0]),
         (lc, pl.lc_local_addr("192.168.1.1")),

@@ -92,7 +92,8 @@ const drop_reason_t NPE_DROP_FASTPATH_RATE       = 16; // over the fastpath's ba
 #define NPE_DROP_REASONS 32
 
 const drop_reason_t LC_DROP_NO_ROUTE = 1;              // no route for the destination
-const drop_reason_t LC_DROP_SPOOFED  = 2;              // slice host sent with another source
+const drop_reason_t LC_DROP_SPOOFED  = 2;              // an internal source address (slice
+                                                       // host's, NPE's) not from its own port
 const drop_reason_t LC_DROP_ARP      = 3;              // ARP we do not answer
 const drop_reason_t LC_DROP_NOT_IPV4 = 4;              // neither IPv4 nor ARP
 const drop_reason_t LC_DROP_LOCAL    = 5;              // for the LC itself, no endpoint
@@ -123,6 +124,7 @@ const mac_addr_t LC_PORT_STAMP = 0x025350000000;
 #define LC_ARP_SIZE          256
 #define LC_PORT_SIZE         512
 #define LC_NPE_SIZE          16
+#define LC_OWNER_SIZE        (LC_PORT_SIZE + LC_NPE_SIZE)   // internal source addresses
 #define LC_POLICE_SIZE       2048    // packet meters: 512 per NPE, indexed by fastpath
 
 #endif

@@ -4,13 +4,20 @@
  *
  *   - A port that leads to a slice host accepts only that host's address as
  *     source (slice_port): one slice must not pass for another.
- *   - A slice host's address arriving on any other port (an interface, a
- *     peering link, an NPE) is spoofed (slice_addr).
+ *   - On any other port, an internal source address (a slice host's, an
+ *     NPE's) is accepted only on the port that owns it (src_owner): a slice
+ *     host's address from an interface, a peering link or an NPE is spoofed,
+ *     and so is an NPE's address from anywhere but that NPE's own port. An
+ *     NPE's address is the source of its exceptions and local deliveries to
+ *     slice hosts, which the slices' slow paths trust as their fastpath's.
  *   - An NPE's internal address (where slices send their packets back to
  *     their fastpaths) is reachable only from slice hosts' ports (npe_addr);
  *     from anywhere else the packet is dropped (`internal`). Frames for it
  *     that pass are stamped with their slice port (LC_PORT_STAMP), which the
  *     NPE checks against the port it expects for the slice's return tunnel.
+ *
+ * A packet looks up src_owner only when slice_port misses, so the guard
+ * costs at most the three lookups it always did.
  *
  * The NPE keys a slice's return tunnel on the slice host's address and the
  * NAT keys endpoints on it: together these make the return path the slice's
@@ -21,6 +28,8 @@
 
 control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
                     in standard_metadata_t std_meta) {
+
+    port_num_t owner = 0;
 
     action slice_host(ipv4_addr_t addr) {
         meta.guard_addr = addr;
@@ -38,20 +47,23 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
         size = LC_PORT_SIZE;
     }
 
-    // Entries: every slice host's address, and every NPE's.
-    action slice_host_addr() { }
+    // The one port an internal source address may arrive on.
+    action owned_by(port_num_t port) {
+        owner = port;
+    }
     action npe_internal() { }
 
-    table slice_addr {
+    // Entries: every slice host's address (its port), every NPE's (its port).
+    table src_owner {
         key = {
             hdr.ipv4.src_addr: exact @name("src_addr");
         }
         actions = {
-            slice_host_addr;
+            owned_by;
             @defaultonly NoAction;
         }
         const default_action = NoAction;
-        size = LC_PORT_SIZE;
+        size = LC_OWNER_SIZE;
     }
 
     table npe_addr {
@@ -74,8 +86,10 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
             if (hdr.ipv4.src_addr != meta.guard_addr) {
                 meta.drop_reason = LC_DROP_SPOOFED;
             }
-        } else if (slice_addr.apply().hit) {
-            meta.drop_reason = LC_DROP_SPOOFED;
+        } else if (src_owner.apply().hit) {
+            if (std_meta.ingress_port != owner) {
+                meta.drop_reason = LC_DROP_SPOOFED;
+            }
         }
         if (meta.drop_reason == NO_DROP && npe_addr.apply().hit) {
             if (from_slice_host == 1) {
