@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import secrets
 import sys
 from pathlib import Path
@@ -62,6 +63,12 @@ def main(argv=None) -> int:
     from .p4rt import P4RuntimeError
     from .testbed import Testbed
     from .thrift_api import ThriftError
+
+    # Every connection is a file descriptor: take all the kernel allows this
+    # process (conns.py caps what one slice host may hold of them).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     run_dir = args.testbed.parent
     db = args.db or run_dir / "spp.db"
