@@ -13,7 +13,7 @@ import secrets
 
 from . import translate as tr
 from .errors import SppError
-from .p4rt import DELETE, INSERT
+from .p4rt import DELETE, INSERT, MODIFY
 from .rmp import Rmp
 from .srm import SliceQuota
 from .store import secret_hash
@@ -72,7 +72,9 @@ class SliceAdmin:
                                              "or held")
                 db.x("INSERT INTO held_ports VALUES (?, ?, ?)", sid, iface.addr, port)
             sl = db.one("SELECT * FROM slices WHERE id = ?", sid)
-            ch.write(nd.lc.name, [(INSERT, e) for e in tr.slice_entries(sl, nd)])
+            # Its port's meters first: the host is policed from its first packet.
+            ch.write(nd.lc.name, [(MODIFY, c) for c in tr.host_meter_cells(sl)]
+                     + [(INSERT, e) for e in tr.slice_entries(sl, nd)])
         self.rmp.executors[node].run(change)
         return {"name": name, "node": node, "secret": secret}
 

@@ -245,6 +245,12 @@ class QuotaModel(Req):
                                     "the slice's fastpaths may hold")] = L.SLICE_NPE_SHARE
     if_share: Annotated[int, Field(ge=0, le=100, description="percent of each interface's "
                                    "bandwidth the slice may reserve")] = L.SLICE_IF_SHARE
+    host_kbps: Annotated[int, Field(ge=0, le=L.MAX_KBPS, description="kb/s the slice host may "
+                                    "send into the node, whatever the destination (policed at "
+                                    "the LC, excess dropped; 0: nothing)")] = L.SLICE_HOST_KBPS
+    host_pps: Annotated[int, Field(ge=0, le=L.MAX_HOST_PPS, description="packets/s the slice "
+                                   "host may send into the node (policed at the LC, excess "
+                                   "dropped; 0: nothing)")] = L.SLICE_HOST_PPS
 
 
 class HeldPort(Req):

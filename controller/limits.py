@@ -19,6 +19,7 @@ MAX_CALLBACK_LEN = 64
 
 # Amounts a slice may ask for in one call.
 MAX_KBPS = 100_000_000           # 100 Gb/s
+MAX_HOST_PPS = 100_000_000       # packets/s
 MAX_BUFFERS = 1 << 20
 MAX_SRAM_WORDS = 1 << 24         # also the highest SRAM word offset
 MAX_DRAM_BYTES = 1 << 34
@@ -48,6 +49,13 @@ SLICE_PERIODIC = 8
 # never leave the others nothing.
 SLICE_NPE_SHARE = 50
 SLICE_IF_SHARE = 50
+# ... and what the slice host itself may send into the node (the LC polices
+# every packet from its port, whatever its destination: lc_guard.p4). Far above
+# what a slice host sends through the API's return path and its slow path
+# (exceptions, ICMP replies, pings: tens of packets/s), far below what the LC
+# passes (~20k packets/s) and an NPE processes (~15k).
+SLICE_HOST_KBPS = 10_000
+SLICE_HOST_PPS = 2_000
 
 # UDP ports the administrator may hold for one slice on its node (POST
 # /admin/slices "ports"); ports below MIN_USER_PORT are nobody's.

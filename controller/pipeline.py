@@ -41,7 +41,7 @@ NPE_DROPS = {
     15: "not_slice_port", 16: "fastpath_rate",
 }
 LC_DROPS = {1: "no_route", 2: "spoofed", 3: "arp", 4: "not_ipv4", 5: "local", 6: "internal",
-            7: "policed"}
+            7: "policed", 8: "host_rate"}
 NPE_DROP = {name: code for code, name in NPE_DROPS.items()}
 LC_DROP = {name: code for code, name in LC_DROPS.items()}
 
@@ -82,6 +82,8 @@ class Lc:
     NPE_ADDR = "LcIngress.guard.npe_addr"
     META_IF = "LcIngress.demux.meta_if"
     POLICE = "LcIngress.demux.police_rate"
+    HOST_BYTES = "LcIngress.guard.host_bytes"         # by slice port: the slice host's
+    HOST_PACKETS = "LcIngress.guard.host_packets"     # traffic (quota host_kbps, host_pps)
     ENDPOINT_IN = "LcIngress.nat.endpoint_in"
     ENDPOINT_OUT = "LcIngress.nat.endpoint_out"
     ROUTE = "LcIngress.route.route"

@@ -282,7 +282,8 @@ class Scd:
             self.register_write(pl.Npe.SRAM, sram, force=True)
         else:
             self.write([(MODIFY, MeterCell(pl.Lc.POLICE, i, *(r or (None, 0))))
-                        for i, r in intent.police_meters.items()], force=True)
+                        for i, r in intent.police_meters.items()]
+                       + [(MODIFY, c) for c in intent.host_meters], force=True)
         counts = {"inserted": len(inserts), "deleted": len(deletes),
                   "modified": len(modifies), "entries": len(want)}
         if self.role == "npe":

@@ -42,6 +42,8 @@ class SliceQuota:
     periodic: int = limits.SLICE_PERIODIC
     npe_share: int = limits.SLICE_NPE_SHARE
     if_share: int = limits.SLICE_IF_SHARE
+    host_kbps: int = limits.SLICE_HOST_KBPS
+    host_pps: int = limits.SLICE_HOST_PPS
 
     @classmethod
     def of(cls, slice_: dict) -> SliceQuota:

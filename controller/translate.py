@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import pipeline as pl
-from .p4rt import Entry
+from .p4rt import Entry, MeterCell
+from .srm import SliceQuota
 from .store import loads
 from .testbed import Node, Npe
 
@@ -28,6 +29,19 @@ def queue_meter_rate(bw_kbps: int) -> tuple[int, int]:
     rate = bw_kbps * 1000 // 8
     # 20 ms of traffic, and never less than two full frames.
     return rate, max(2 * ETHERNET_MTU_FRAME, rate // 50)
+
+
+def host_meter_cells(slice_: dict) -> list[MeterCell]:
+    """The LC meters of the slice host's port (lc_guard.p4), from its quota:
+    bytes/s and packets/s, each with 100 ms of burst (a slow path answers in
+    bursts; the rate, not the burst, is what the quota bounds). 0: closed."""
+    q = SliceQuota.of(slice_)
+    port = slice_["lc_port"]
+    bps = q.host_kbps * 1000 // 8
+    pps = q.host_pps
+    return [MeterCell(pl.Lc.HOST_BYTES, port, bps, max(2 * ETHERNET_MTU_FRAME, bps // 10)
+                      if bps else 1),
+            MeterCell(pl.Lc.HOST_PACKETS, port, pps, max(8, pps // 10) if pps else 1)]
 
 
 def queue_rates(fp: dict, queues: list[dict], meta_ifs: list[dict]) -> dict[int, int]:
@@ -167,6 +181,7 @@ class Intent:
     fastpath_meters: dict[int, tuple[int, int]] = field(default_factory=dict)  # fastpath gid
     police_meters: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # LC
     registers: dict[int, int] = field(default_factory=dict)                   # SRAM cell
+    host_meters: list[MeterCell] = field(default_factory=list)                # LC slice ports
 
 
 def node_intent(store, node: Node) -> dict[str, Intent]:
@@ -178,6 +193,7 @@ def node_intent(store, node: Node) -> dict[str, Intent]:
     slices = {s["id"]: s for s in store.q("SELECT * FROM slices WHERE node = ?", node.name)}
     for s in slices.values():
         lc.entries += slice_entries(s, node)
+        lc.host_meters += host_meter_cells(s)
     for ep in store.q("SELECT * FROM endpoints WHERE node = ?", node.name):
         lc.entries += endpoint_entries(ep, slices[ep["slice_id"]])
     for fp in store.q("SELECT * FROM fastpaths WHERE node = ?", node.name):

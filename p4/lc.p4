@@ -2,7 +2,8 @@
  * lc.p4: the SPP's line card, the node's front door. Every packet in or out
  * of the node, and between its NPEs and slice hosts, crosses it:
  *   ARP         -> answered for the LC's own addresses
- *   source guard-> slice hosts may only use their own source address, nobody
+ *   source guard-> slice hosts are policed to their quota's rates (bytes and
+ *                  packets per port), may only use their own source address, nobody
  *                  else a slice host's, and an NPE's only that NPE; an NPE's
  *                  internal address is reachable only from slice hosts' ports
  *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE,

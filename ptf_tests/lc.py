@@ -264,3 +264,37 @@ class PolicePerFastpath(LcTest):
         self.assertEqual(got.count(20001) + got.count(20002), 4)
         self.assertEqual(got.count(21001), 5)
         self.assertEqual(self.drop_count("policed"), 15 - 9)
+
+
+class HostPolicing(LcTest):
+    """Everything a slice host sends is policed at the LC by its port's two
+    meters (quota host_pps, host_kbps), whatever the destination: an end
+    host, or an NPE's address (its return path). Over the packet meter or
+    the byte meter, dropped and counted `host_rate`; within, forwarded; the
+    other slice host's port has meters of its own. Exact pass counts (the
+    bursts); the meters refill at 1 packet/s, 1 byte/s."""
+
+    def runTest(self):
+        def from_slice(port_mac, src, dst, n=40):
+            return (Ether(src=port_mac, dst=LC_MAC) / IP(src=src, dst=dst, id=9)
+                    / UDP(sport=7000, dport=9) / Raw(b"h" * n))
+        frame = len(from_slice(SLICE_B_MAC, SLICE_B_ADDR, HOST, 100))
+        self.sw.set_meter(Lc.HOST_PACKETS, SLICE_A, rate=1, burst=4)     # packets/s, packets
+        self.sw.set_meter(Lc.HOST_BYTES, SLICE_B, rate=1, burst=3 * frame + 10)  # bytes
+        # A: 4 of 6 to an end host pass, then nothing, to an end host or the NPE.
+        self.send(SLICE_A, from_slice(SLICE_A_MAC, SLICE_A_ADDR, HOST), count=6)
+        self.send(SLICE_A, from_slice(SLICE_A_MAC, SLICE_A_ADDR, NPE_ADDR), count=3)
+        got = self.receive_all()
+        self.assertEqual([port for port, _ in got], [EXT] * 4)
+        self.assertEqual(self.drop_count("host_rate"), 5)
+        # B meanwhile: its own byte meter, 3 full frames of 5 (A's red changes nothing).
+        self.send(SLICE_B, from_slice(SLICE_B_MAC, SLICE_B_ADDR, HOST, 100), count=5)
+        got = self.receive_all()
+        self.assertEqual([port for port, _ in got], [EXT] * 3)
+        self.assertEqual(self.drop_count("host_rate"), 7)
+        # Traffic to the slice hosts is not theirs: not policed here.
+        self.send(EXT, from_host(UDP(sport=1, dport=2), dst=SLICE_A_ADDR), count=10)
+        got = self.receive_all()
+        self.assertEqual([port for port, _ in got], [SLICE_A] * 10)
+        self.assertEqual(self.drop_count("host_rate"), 7)
+        self.assertEqual(self.drop_count("spoofed"), 0)

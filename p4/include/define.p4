@@ -100,7 +100,9 @@ const drop_reason_t LC_DROP_LOCAL    = 5;              // for the LC itself, no 
 const drop_reason_t LC_DROP_INTERNAL = 6;              // for an NPE's internal address, not
                                                        // from a slice host's port
 const drop_reason_t LC_DROP_POLICED  = 7;              // over its fastpath's packet rate
-#define LC_DROP_REASONS 8
+const drop_reason_t LC_DROP_HOST_RATE = 8;             // from a slice host, over its quota's
+                                                       // rate (bytes or packets)
+#define LC_DROP_REASONS 9
 
 /*
  * The LC stamps the frames it hands to an NPE from a slice host's port with

@@ -19,6 +19,14 @@
  * A packet looks up src_owner only when slice_port misses, so the guard
  * costs at most the three lookups it always did.
  *
+ * A slice host is root in its own namespace and can send anything down its
+ * link, not only through its fastpaths: everything from its port is policed
+ * here, first, by two meters of that port (host_bytes: the share of the
+ * links it may take; host_packets: what it may cost the switches, the NPE
+ * included), set from the slice's quota (host_kbps, host_pps). Over either,
+ * the packet is dropped and counted (`host_rate`) before any other lookup.
+ * The meters run in slice_port's action: no lookup of their own.
+ *
  * The NPE keys a slice's return tunnel on the slice host's address and the
  * NAT keys endpoints on it: together these make the return path the slice's
  * own host's, on its own port, and nobody else's.
@@ -30,9 +38,17 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
                     in standard_metadata_t std_meta) {
 
     port_num_t owner = 0;
+    bit<2> host_bytes_color = V1MODEL_METER_COLOR_GREEN;
+    bit<2> host_packets_color = V1MODEL_METER_COLOR_GREEN;
+
+    // Indexed by the slice host's port (a port_num_t: every cell a port's).
+    meter(LC_PORT_SIZE, MeterType.bytes) host_bytes;
+    meter(LC_PORT_SIZE, MeterType.packets) host_packets;
 
     action slice_host(ipv4_addr_t addr) {
         meta.guard_addr = addr;
+        host_bytes.execute_meter((index_t)std_meta.ingress_port, host_bytes_color);
+        host_packets.execute_meter((index_t)std_meta.ingress_port, host_packets_color);
     }
 
     table slice_port {
@@ -83,7 +99,10 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
         bit<1> from_slice_host = 0;
         if (slice_port.apply().hit) {
             from_slice_host = 1;
-            if (hdr.ipv4.src_addr != meta.guard_addr) {
+            if (host_bytes_color == V1MODEL_METER_COLOR_RED
+                    || host_packets_color == V1MODEL_METER_COLOR_RED) {
+                meta.drop_reason = LC_DROP_HOST_RATE;
+            } else if (hdr.ipv4.src_addr != meta.guard_addr) {
                 meta.drop_reason = LC_DROP_SPOOFED;
             }
         } else if (src_owner.apply().hit) {
