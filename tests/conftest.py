@@ -121,3 +121,23 @@ def slices(controller, live_node):
     yield a, b
     a.close()
     b.close()
+
+
+def monitor_until_back(ctl, switch: str, timeout: float = 30):
+    """Run the controller's switch monitor until it has reconnected to
+    ``switch`` (restarted by the test) and repaired it; then stop it."""
+    import threading
+    import time
+    old = ctl.scds[switch].conn
+    ctl._stop.clear()
+    t = threading.Thread(target=ctl._watch, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + timeout    # the monitor notices, reconnects, repairs
+        while not (ctl.scds[switch].conn is not old and ctl.up[switch]):
+            assert time.monotonic() < deadline, f"the monitor did not bring {switch} back"
+            time.sleep(0.05)
+    finally:
+        ctl._stop.set()
+        t.join()
+        ctl._stop.clear()

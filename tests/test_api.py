@@ -3,6 +3,7 @@ error JSON of every failure, and the slice library's own errors. Slices are
 put into the database directly (tests/switchless.py); a request that needs a
 switch fails with ESWITCH."""
 
+import contextlib
 import inspect
 import logging
 import socket
@@ -441,17 +442,12 @@ def test_direct_calls_serve_the_common_case(client):
     assert direct_calls(c.app).served == served + 1
 
 
-def test_changes_in_flight_per_host(client, monkeypatch):
-    """FairShare: a host calling alone is served up to CHANGES_IN_FLIGHT
-    changes at once (they hold no thread: queued to the node's executor);
-    once another slice host calls, its changes that get their turn from then
-    on (even ones queued before) count against CALLS_IN_FLIGHT."""
+def slow_free_fastpath(ctl, monkeypatch, seconds: float) -> list:
+    """free_fastpath made a change that takes ``seconds`` to be done (its
+    Future answered by a thread); returns the list that gets (time, changes
+    in flight) each time one starts."""
     import time
     from concurrent.futures import Future
-
-    from controller import limits
-    c, ctl = client
-    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
     busy, starts, lock = [0], [], threading.Lock()
 
     def slow_change(sl, fpid):
@@ -461,7 +457,7 @@ def test_changes_in_flight_per_host(client, monkeypatch):
         fut = Future()
 
         def finish():
-            time.sleep(0.3)
+            time.sleep(seconds)
             with lock:
                 busy[0] -= 1
             fut.set_result(None)
@@ -469,6 +465,43 @@ def test_changes_in_flight_per_host(client, monkeypatch):
         return fut
 
     monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
+    return starts
+
+
+@contextlib.contextmanager
+def another_host_calling(c):
+    """Slice b (add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)) calls from its
+    own host, once before the block and every 0.1 s during it."""
+    import time
+    stop = threading.Event()
+    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
+        other.headers["Authorization"] = "Bearer sekret-b"
+
+        def keep_calling():
+            while not stop.is_set():
+                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+                time.sleep(0.1)
+        assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+        b = threading.Thread(target=keep_calling)
+        b.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            b.join()
+
+
+def test_changes_in_flight_per_host(client, monkeypatch):
+    """FairShare: a host calling alone is served up to CHANGES_IN_FLIGHT
+    changes at once (they hold no thread: queued to the node's executor);
+    once another slice host calls, its changes that get their turn from then
+    on (even ones queued before) count against CALLS_IN_FLIGHT."""
+    import time
+
+    from controller import limits
+    c, ctl = client
+    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
+    starts = slow_free_fastpath(ctl, monkeypatch, 0.3)
 
     def flood(n: int) -> list[threading.Thread]:
         threads = [threading.Thread(target=lambda: reps.append(
@@ -486,21 +519,10 @@ def test_changes_in_flight_per_host(client, monkeypatch):
     starts.clear()
     threads = flood(limits.CHANGES_IN_FLIGHT + 24)
     time.sleep(0.1)
-    stop = threading.Event()
-    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
-        other.headers["Authorization"] = "Bearer sekret-b"
-
-        def keep_calling():
-            while not stop.is_set():
-                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
-                time.sleep(0.1)
-        b = threading.Thread(target=keep_calling)
-        t_b = time.monotonic()
-        b.start()
+    t_b = time.monotonic()
+    with another_host_calling(c):
         for t in threads:
             t.join()
-        stop.set()
-        b.join()
     assert [r.json()["code"] for r in reps] == [0] * len(reps)
     later = [n for t, n in starts if t > t_b + 0.4]      # once the first 16 are done
     assert later and max(later) <= limits.CALLS_IN_FLIGHT, starts
@@ -524,48 +546,17 @@ def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
     as FairShare lets the host's single calls be (CHANGES_IN_FLIGHT alone,
     CALLS_IN_FLIGHT while another slice host calls): a batch of slow changes
     cannot put another slice's change behind all of them."""
-    import time
-    from concurrent.futures import Future
-
     from controller import limits
     c, ctl = client
     add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
-    busy, starts, lock = [0], [], threading.Lock()
-
-    def slow_change(sl, fpid):
-        with lock:
-            busy[0] += 1
-            starts.append((time.monotonic(), busy[0]))
-        fut = Future()
-
-        def finish():
-            time.sleep(0.05)
-            with lock:
-                busy[0] -= 1
-            fut.set_result(None)
-        threading.Thread(target=finish, daemon=True).start()
-        return fut
-
-    monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
+    starts = slow_free_fastpath(ctl, monkeypatch, 0.05)
     calls = {"calls": [{"fn": "free_fastpath", "args": {"fpid": 1}}] * 60}
     rep = c.post("/api/batch", json=calls).json()
     assert [r["code"] for r in rep["result"]] == [0] * 60
     assert max(n for _, n in starts) == limits.CHANGES_IN_FLIGHT       # alone
     starts.clear()
-    stop = threading.Event()
-    with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
-        other.headers["Authorization"] = "Bearer sekret-b"
-
-        def keep_calling():
-            while not stop.is_set():
-                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
-                time.sleep(0.1)
-        assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
-        b = threading.Thread(target=keep_calling)
-        b.start()
+    with another_host_calling(c):
         rep = c.post("/api/batch", json=calls).json()
-        stop.set()
-        b.join()
     assert [r["code"] for r in rep["result"]] == [0] * 60
     assert max(n for _, n in starts) <= limits.CALLS_IN_FLIGHT, starts
 

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from conftest import SLICE_A_MGMT, SLICE_B_MGMT, needs_bmv2
+from conftest import SLICE_A_MGMT, SLICE_B_MGMT, monitor_until_back, needs_bmv2
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -381,20 +381,7 @@ def test_switch_restart_is_repaired(controller, slices, live_node):
     live_node.stop_switch("npe")
     live_node.start_switch("npe")
     assert not ctl.scds["npe"].alive()        # what the monitor sees: not our pipeline
-    ctl._stop.clear()
-    import threading
-    t = threading.Thread(target=ctl._watch, daemon=True)
-    t.start()
-    old = ctl.scds["npe"].conn
-    try:
-        deadline = time.monotonic() + 30        # the monitor notices, reconnects, repairs
-        while not (ctl.scds["npe"].conn is not old and ctl.up["npe"]):
-            assert time.monotonic() < deadline, "the monitor did not bring the NPE back"
-            time.sleep(0.05)
-    finally:
-        ctl._stop.set()
-        t.join()
-        ctl._stop.clear()
+    monitor_until_back(ctl, "npe")
     assert switch_entries(ctl, "npe") == before
     assert ctl.scds["npe"].conn.read_meter(pl.Npe.QUEUE_RATE, qbase)[0] == 100_000
     assert a.mem_read(fp["fpid"], 0, 1) == [123]

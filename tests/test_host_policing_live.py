@@ -12,10 +12,8 @@ the NPE anything, and the meters come back when the LC restarts.
 from __future__ import annotations
 
 import json
-import threading
-import time
 
-from conftest import SLICE_A_MGMT, SLICE_B_MGMT, needs_bmv2
+from conftest import SLICE_A_MGMT, SLICE_B_MGMT, monitor_until_back, needs_bmv2
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -140,17 +138,5 @@ def test_the_host_meters_come_back_when_the_lc_restarts(controller, live_node):
                     (pl.Lc.HOST_BYTES, 3): (50_000, 5_000)}
     live_node.stop_switch("lc")
     live_node.start_switch("lc")
-    old = ctl.scds["lc"].conn
-    ctl._stop.clear()
-    t = threading.Thread(target=ctl._watch, daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 30        # the monitor notices, reconnects, repairs
-        while not (ctl.scds["lc"].conn is not old and ctl.up["lc"]):
-            assert time.monotonic() < deadline, "the monitor did not bring the LC back"
-            time.sleep(0.05)
-    finally:
-        ctl._stop.set()
-        t.join()
-        ctl._stop.clear()
+    monitor_until_back(ctl, "lc")
     assert {k: ctl.scds["lc"].conn.read_meter(*k) for k in want} == want
