@@ -281,7 +281,6 @@ class Srm:
         the administrator holds for a slice (``held_ports``: the testbed's
         plan gives each slice's routers fixed ports) is another slice's to
         ask for by number never, and nobody's to get as ``auto``."""
-        held = {}
         if proto == 17:
             used = self.used_udp_ports(node, addr)
             held = {r["port"]: r["slice_id"] for r in self.stores[node].q(
