@@ -25,7 +25,7 @@ class ThriftError(Exception):
 class ThriftClient:
     """Register and queue access to one simple_switch over Thrift."""
 
-    #: requests in flight on the connection when writing many cells
+    #: requests in flight on the connection when reading or writing many cells
     WINDOW = 256
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9090, timeout_ms: int = 3000):
@@ -72,39 +72,38 @@ class ThriftClient:
         """``count`` cells from ``start``."""
         if count > self.READ_ONE_BY_ONE:
             return self._call(self._std.bm_register_read_all, 0, name)[start:start + count]
+        return self._pipelined(self._std.send_bm_register_read, self._std.recv_bm_register_read,
+                               [(name, index) for index in range(start, start + count)])
 
+    def register_write(self, name: str, index: int, value: int):
+        self._call(self._std.bm_register_write, 0, name, index, value)
+
+    def register_write_many(self, name: str, cells: dict[int, int]):
+        """Write many cells, pipelined: 4,096 words cost a few round trips."""
+        self._pipelined(self._std.send_bm_register_write, self._std.recv_bm_register_write,
+                        [(name, index, value) for index, value in cells.items()])
+
+    def _pipelined(self, send, recv, requests: list[tuple]) -> list:
+        """Each request's answer, in order, with up to WINDOW requests in
+        flight on the connection (a few round trips for thousands of cells,
+        not one each). Every answer of a window is read, a refused one too, so
+        the connection stays in step; the first refusal is raised after it."""
         def run():
-            out, refused = [], None
-            for at in range(start, start + count, self.WINDOW):
-                chunk = range(at, min(at + self.WINDOW, start + count))
-                for index in chunk:
-                    self._std.send_bm_register_read(0, name, index)
-                for _ in chunk:             # every answer read: the connection stays in step
+            out = []
+            for at in range(0, len(requests), self.WINDOW):
+                chunk = requests[at:at + self.WINDOW]
+                for args in chunk:
+                    send(0, *args)
+                refused = None
+                for _ in chunk:
                     try:
-                        out.append(self._std.recv_bm_register_read())
+                        out.append(recv())
                     except InvalidRegisterOperation as e:
                         refused = refused or e
                 if refused:
                     raise refused
             return out
         return self._call(run)
-
-    def register_write(self, name: str, index: int, value: int):
-        self._call(self._std.bm_register_write, 0, name, index, value)
-
-    def register_write_many(self, name: str, cells: dict[int, int]):
-        """Write many cells, pipelined: up to WINDOW requests in flight on the
-        connection, so 4,096 words cost a few round trips, not 4,096."""
-        items = list(cells.items())
-
-        def run():
-            for at in range(0, len(items), self.WINDOW):
-                chunk = items[at:at + self.WINDOW]
-                for index, value in chunk:
-                    self._std.send_bm_register_write(0, name, index, value)
-                for _ in chunk:
-                    self._std.recv_bm_register_write()
-        self._call(run)
 
     def register_fill(self, name: str, start: int, count: int, value: int = 0):
         """Write ``value`` into cells [start, start + count)."""
