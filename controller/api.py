@@ -33,7 +33,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -608,14 +608,17 @@ class DirectCalls:
             self.served += 1
             return await _reply(e)(scope, receive, send)
         self.served += 1
-        try:
-            content = json.dumps({"code": 0, "result": res}, ensure_ascii=False,
-                                 allow_nan=False, separators=(",", ":")).encode()
-        except (TypeError, ValueError):
-            content = None                  # not plain JSON: FastAPI's encoder does it
-        response = (Response(content, media_type="application/json") if content is not None
-                    else JSONResponse(jsonable_encoder({"code": 0, "result": res})))
-        await response(scope, receive, send)
+        await _ok(res)(scope, receive, send)
+
+
+def _ok(result) -> JSONResponse:
+    """A success answer, rendered now, by the caller's thread: plain JSON with
+    the C encoder, anything else through FastAPI's encoder."""
+    out = {"code": 0, "result": result}
+    try:
+        return JSONResponse(out)
+    except (TypeError, ValueError):
+        return JSONResponse(jsonable_encoder(out))
 
 
 def _replay(body: bytes, receive):
@@ -754,16 +757,11 @@ def create_app(ctl, admin_token: str) -> FastAPI:
                           "error), and one call's failure changes nothing of the others.")
     def batch(body: Batch, sl: dict = Depends(slice_of)):
         host = sl["mgmt_addr"]
-        out = {"code": 0, "result": call_batch(
-            ctl, sl, body.calls, lambda: L.CALLS_IN_FLIGHT if callers.others(host)
-            else L.CHANGES_IN_FLIGHT)}
         # Rendered here, in the batch's worker thread: an answer of megabytes
         # (a thousand mem_reads) must not stall the event loop, which serves
         # every slice's calls.
-        try:
-            return JSONResponse(out)
-        except (TypeError, ValueError):             # not plain JSON
-            return JSONResponse(jsonable_encoder(out))
+        return _ok(call_batch(ctl, sl, body.calls, lambda: L.CALLS_IN_FLIGHT
+                              if callers.others(host) else L.CHANGES_IN_FLIGHT))
 
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}
