@@ -61,17 +61,12 @@ class SliceAdmin:
                 "INSERT INTO slices (name, node, secret_hash, mgmt_addr, data_addr, lc_port, mac, "
                 "quota) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", name, node, secret_hash(secret),
                 mgmt_addr, data_addr, lc_port, mac, quota.to_json()).lastrowid
+            sl = db.one("SELECT * FROM slices WHERE id = ?", sid)
             for ifn, port in ports:
                 iface = nd.interface(ifn)
                 if iface is None:
                     raise SppError("ENOENT", f"no interface {ifn} on {node}")
-                if (port in self.rmp.srm.used_udp_ports(node, iface.addr)
-                        or db.one("SELECT 1 FROM held_ports WHERE addr = ? AND port = ?",
-                                  iface.addr, port)):
-                    raise SppError("EEXIST", f"port {port} on {iface.addr} is already in use "
-                                             "or held")
-                db.x("INSERT INTO held_ports VALUES (?, ?, ?)", sid, iface.addr, port)
-            sl = db.one("SELECT * FROM slices WHERE id = ?", sid)
+                self.rmp.srm.hold_port(node, iface.addr, port, sl)
             # Its port's meters first: the host is policed from its first packet.
             ch.write(nd.lc.name, [(MODIFY, c) for c in tr.host_meter_cells(sl)]
                      + [(INSERT, e) for e in tr.slice_entries(sl, nd)])

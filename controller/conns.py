@@ -19,10 +19,7 @@ import asyncio
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-#: TCP connections one peer address may hold open (a slice program's threads
-#: each keep one; FairShare serves two calls of a host at a time anyway, but
-#: a program of many threads, or many programs, must not see resets)
-CONNECTIONS_PER_HOST = 256
+from .limits import CONNECTIONS_PER_HOST
 
 
 def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol,

@@ -67,6 +67,12 @@ MIN_USER_PORT = 1024
 MAX_BATCH_CALLS = 1000
 MAX_BATCH_ANSWER_BYTES = 4 << 20
 
+# TCP connections one slice host (peer address) may hold open to the slice
+# API (conns.py): a slice program's threads each keep one; FairShare serves
+# two calls of a host at a time anyway, but a program of many threads, or many
+# programs, must not see resets.
+CONNECTIONS_PER_HOST = 256
+
 # Calls of one slice host served at once (api.FairShare); more wait their turn.
 # Reads (and batches) hold a worker thread each; changes hold none (queued to
 # their node's executor, which commits what is queued as one group), so more

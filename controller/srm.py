@@ -101,11 +101,12 @@ class NpeCapacity:
                    bandwidth_kbps=npe.bandwidth_kbps)
 
 
-# What a fastpath takes of its NPE (fastpaths column, NpeCapacity field): a
-# slice's fastpaths on one NPE hold at most SliceQuota.npe_share % of each.
-SHARED = (("n_filters", "filters"), ("n_buffers", "buffers"), ("dram_bytes", "dram_bytes"),
-          ("bw_kbps", "bandwidth_kbps"), ("n_stats", "stats"), ("n_queues", "queues"),
-          ("sram_words", "sram_words"))
+# What a fastpath takes of its NPE (fastpaths column, NpeCapacity field):
+# amounts, and ranges of an array (its partitions, first_fit). A slice's
+# fastpaths on one NPE hold at most SliceQuota.npe_share % of each.
+SUMMED = (("n_filters", "filters"), ("n_buffers", "buffers"), ("dram_bytes", "dram_bytes"),
+          ("bw_kbps", "bandwidth_kbps"))
+PARTITIONED = (("n_stats", "stats"), ("n_queues", "queues"), ("sram_words", "sram_words"))
 
 
 def first_fit(taken: list[tuple[int, int]], count: int, size: int) -> int | None:
@@ -222,8 +223,6 @@ class Srm:
         for npe in sorted(node.npes, key=lambda n: len(fps_of[n.name])):
             cap = self.capacity[npe.name]
             fps = fps_of[npe.name]
-            used = {k: sum(f[k] for f in fps) for k in
-                    ("n_filters", "n_buffers", "dram_bytes", "bw_kbps")}
             short = []
             if len(fps) >= cap.fastpaths:
                 short.append("fastpaths")
@@ -231,9 +230,8 @@ class Srm:
                     "SELECT COUNT(*) FROM meta_ifs m JOIN fastpaths f ON f.id = m.fastpath_id "
                     "WHERE f.npe = ?", npe.name) + 1 > cap.tunnels:
                 short.append("tunnels")
-            for key, capname in (("n_filters", "filters"), ("n_buffers", "buffers"),
-                                 ("dram_bytes", "dram_bytes"), ("bw_kbps", "bandwidth_kbps")):
-                if used[key] + req[key] > getattr(cap, capname):
+            for key, capname in SUMMED:
+                if sum(f[key] for f in fps) + req[key] > getattr(cap, capname):
                     short.append(capname)
             stats_base = first_fit([(f["stats_base"], f["n_stats"]) for f in fps],
                                    req["n_stats"], cap.stats)
@@ -251,7 +249,7 @@ class Srm:
             # No slice may hold more than its share of any of an NPE's
             # resources, so that no slice can take what every slice needs.
             mine = [f for f in fps if f["slice_id"] == slice_["id"]]
-            over = [capname for key, capname in SHARED if
+            over = [capname for key, capname in SUMMED + PARTITIONED if
                     sum(f[key] for f in mine) + req[key] > getattr(cap, capname) * share // 100]
             if over:
                 over_share.append(f"{npe.name}: {', '.join(over)}")
@@ -309,6 +307,15 @@ class Srm:
         if port in used:
             raise SppError("EEXIST", f"port {port} on {addr} is already in use")
         return port
+
+    def hold_port(self, node: str, addr: str, port: int, slice_: dict):
+        """Hold UDP ``port`` of ``addr`` for the slice (alloc_port gives it to
+        the slice only), unless it is in use or held already."""
+        st = self.stores[node]
+        if (port in self.used_udp_ports(node, addr)
+                or st.one("SELECT 1 FROM held_ports WHERE addr = ? AND port = ?", addr, port)):
+            raise SppError("EEXIST", f"port {port} on {addr} is already in use or held")
+        st.x("INSERT INTO held_ports VALUES (?, ?, ?)", slice_["id"], addr, port)
 
     def slice_ports(self, slice_: dict, count: int) -> list[int]:
         """Ports on the slice host for local-delivery and exception traffic."""
