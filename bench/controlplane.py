@@ -8,7 +8,9 @@ side, on the same BMv2 NPE:
   entry per request, and batches of 100 (the reference for every ratio);
 * write_fltr through the slice library one by one (latency and rate), from
   8 concurrent clients of one slice, and from 4 slices at once (2 clients
-  each); every client is a process of its own, as slice programs are;
+  each); every client is a process of its own, as slice programs are; the
+  same 8 clients and 4 slices again, each client with the library's
+  ``batch`` call (8,000 filters in all);
 * one slice program installing as many filters as the NPE holds for it
   (8,000 of its 8,192), the fastest way the library offers (its ``batch``
   call when it has one, else requests in flight), scaled to 10,000;
@@ -379,6 +381,25 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
                                    for name in SLICES for i in range(2)])
             res["rates"]["rest_4_slices"] = r["rate"]
             res["errors"]["rest_4_slices"] = r["errors"]
+            for name, f in fps.items():
+                lib[name].free_fastpath(f)
+
+            # The same two, each client loading its share with Slice.batch
+            # (the batch extension: each filter keeps its own result code).
+            fp = fastpath("a", BULK_FILTERS)
+            with CpuMeter(ctl, node) as meter:
+                r = run_clients(pool, [job("a", "bulk", fp, range(1 + i, BULK_FILTERS + 1, 8))
+                                       for i in range(8)])
+            res["cpu_ms_per_filter"]["batch_8_clients_1_slice"] = meter.per(r["n"], r["cpu"])
+            res["rates"]["batch_8_clients_1_slice"] = r["rate"]
+            res["errors"]["batch_8_clients_1_slice"] = r["errors"]
+            s.free_fastpath(fp)
+            per = BULK_FILTERS // 4
+            fps = {name: fastpath(name, per) for name in SLICES}
+            r = run_clients(pool, [job(name, "bulk", fps[name], range(1 + i, per + 1, 2))
+                                   for name in SLICES for i in range(2)])
+            res["rates"]["batch_4_slices"] = r["rate"]
+            res["errors"]["batch_4_slices"] = r["errors"]
             for name, f in fps.items():
                 lib[name].free_fastpath(f)
 

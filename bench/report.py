@@ -134,6 +134,8 @@ def controlplane_section(cp: dict) -> list[str]:
              "rest_8_in_flight": "slice library + REST, 8 requests in flight",
              "rest_8_clients_1_slice": "slice library + REST, 8 clients of one slice",
              "rest_4_slices": "slice library + REST, 4 slices at once (2 clients each)",
+             "batch_8_clients_1_slice": "slice library's batch call, 8 clients of one slice",
+             "batch_4_slices": "slice library's batch call, 4 slices at once (2 clients each)",
              "rest_bulk_1_program": "one slice program loading its filters (see below)"}
     for k, v in r.items():
         lines.append(f"| {names.get(k, k)} | {_f(v)} | {_ratio(v, r.get('raw_p4rt_single'))} | "
@@ -172,12 +174,19 @@ def controlplane_targets(cp: dict) -> list[str]:
     raw = r.get("raw_p4rt_batch100")
     mem = next((v for k, v in lat.items() if k.startswith("mem_write_")), None)
     rows = [
-        ("8 clients of one slice", ">= 0.5x raw batched, >= 2,000/s",
+        ("8 clients of one slice, a call per filter", ">= 0.5x raw batched, >= 2,000/s",
          f"{_f(r['rest_8_clients_1_slice'])}/s, {_ratio(r['rest_8_clients_1_slice'], raw)}x",
          r["rest_8_clients_1_slice"] >= max(0.5 * raw, 2000)),
-        ("4 slices at once", ">= 0.5x raw batched, >= 2,000/s",
+        ("4 slices at once, a call per filter", ">= 0.5x raw batched, >= 2,000/s",
          f"{_f(r['rest_4_slices'])}/s, {_ratio(r['rest_4_slices'], raw)}x",
          r["rest_4_slices"] >= max(0.5 * raw, 2000)),
+    ]
+    for key, what in (("batch_8_clients_1_slice", "8 clients of one slice, batch calls"),
+                      ("batch_4_slices", "4 slices at once, batch calls")):
+        if key in r:
+            rows.append((what, ">= 0.5x raw batched, >= 2,000/s",
+                         f"{_f(r[key])}/s, {_ratio(r[key], raw)}x", r[key] >= max(0.5 * raw, 2000)))
+    rows += [
         ("write_fltr one by one", "p50 <= 1.5 ms", f"p50 {lat['write_fltr']['p50_ms']:.2f} ms",
          lat["write_fltr"]["p50_ms"] <= 1.5),
         ("10,000 filters, one program", "<= 5 s",

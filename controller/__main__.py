@@ -11,6 +11,7 @@ to, --admin-token-file.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import resource
@@ -109,6 +110,14 @@ def main(argv=None) -> int:
                 logging.error("operator listener %s: not serving (see above); the slice "
                               "API is served regardless", args.operator)
         threading.Thread(target=serve_operator, name="operator-listener", daemon=True).start()
+    # The cyclic garbage collector cost a third of the controller's CPU under
+    # load (measured: 0.175 against 0.115 ms per filter loaded): every change
+    # allocates thousands of pure-Python protobuf objects, and each full
+    # collection walked every object the start-up made too. Those are frozen
+    # (never scanned again), and young objects are collected 140 times less
+    # often; what is garbage is freed as before, only later.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     try:
         uvicorn.Server(server_config(create_app(ctl, token), host, int(port),
                                      http=peer_limited())).run()

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -43,7 +44,7 @@ from starlette.exceptions import HTTPException
 from . import limits as L
 from .errors import BY_NAME, CODES, SppError, markdown_table, quote
 from .results import ok_model
-from .rmp import CHANGES
+from .rmp import CHANGES, ENTRY_CHANGES
 from .srm import SliceQuota
 
 log = logging.getLogger(__name__)
@@ -406,22 +407,31 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
     with its own SPP answer; consecutive calls that change state are queued
     together, so the node commits them as one group (executor.py). At most
     ``in_flight()`` of them are queued at once, as FairShare allows a slice
-    host's single calls: a batch of slow changes (4,096-word mem_writes)
-    must not put another slice's change behind all of them. Reads answer at
-    most MAX_BATCH_ANSWER_BYTES in all; a call after that is not run (E2BIG):
-    the answer is rendered in one piece, and must stay small enough not to
-    hold the controller for long."""
+    host's single calls (a change of one table entry counts as
+    1/ENTRY_CHANGES_PER_CHANGE of one): a batch of slow changes (4,096-word
+    mem_writes) must not put another slice's change behind all of them. The
+    window slides: a call is queued as soon as the oldest ones are answered,
+    so the executor never waits for the batch. Reads answer at most
+    MAX_BATCH_ANSWER_BYTES in all; a call after that is not run (E2BIG): the
+    answer is rendered in one piece, and must stay small enough not to hold
+    the controller for long."""
     out: list = [None] * len(calls)
-    pending: list[tuple[int, object]] = []
+    pending: deque[tuple[int, object, int]] = deque()     # (index, Future, weight)
+    queued = 0                                            # weight of what is pending
     budget = L.MAX_BATCH_ANSWER_BYTES
 
-    def settle():
-        for i, fut in pending:
+    def settle(room: int = 0):
+        """Wait for the oldest pending changes until ``room`` more fits
+        (all of them if 0)."""
+        nonlocal queued
+        limit = in_flight() * L.ENTRY_CHANGES_PER_CHANGE - room
+        while pending and (room == 0 or queued > limit):
+            i, fut, w = pending.popleft()
+            queued -= w
             try:
                 out[i] = {"code": 0, "result": fut.result()}
             except SppError as e:
                 out[i] = e.to_json()
-        pending.clear()
 
     for i, c in enumerate(calls):
         if budget < 0:
@@ -435,8 +445,8 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
         except ValidationError as e:
             out[i] = invalid(e.errors()).to_json()
             continue
-        if c.fn not in CHANGES or len(pending) >= in_flight():
-            settle()                        # a read sees the calls before it
+        weight = 1 if c.fn in ENTRY_CHANGES else L.ENTRY_CHANGES_PER_CHANGE
+        settle(weight if c.fn in CHANGES else 0)      # a read sees the calls before it
         try:
             with ctl.rmp.deferred():
                 res = call(ctl, sl, c.fn, body)
@@ -444,7 +454,8 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
             out[i] = e.to_json()
             continue
         if isinstance(res, Future):
-            pending.append((i, res))
+            pending.append((i, res, weight))
+            queued += weight
         else:
             out[i] = {"code": 0, "result": res}
             budget -= len(json.dumps(res, default=str))

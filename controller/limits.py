@@ -80,3 +80,10 @@ CONNECTIONS_PER_HOST = 256
 # in one group commit, not one by one.
 CALLS_IN_FLIGHT = 2
 CHANGES_IN_FLIGHT = 16
+# A batch queues as many changes at once as the host's single calls may
+# have in flight, but a change of one table entry (rmp.ENTRY_CHANGES: a
+# filter written, updated or removed by ID, ~0.1 ms of the executor) counts
+# as this fraction of one: another slice's change then waits behind at most
+# 256 (alone) or 32 of them, a few milliseconds, while a program loading
+# thousands of filters keeps its node's executor busy with large groups.
+ENTRY_CHANGES_PER_CHANGE = 16

@@ -442,29 +442,32 @@ def test_direct_calls_serve_the_common_case(client):
     assert direct_calls(c.app).served == served + 1
 
 
-def slow_free_fastpath(ctl, monkeypatch, seconds: float) -> list:
-    """free_fastpath made a change that takes ``seconds`` to be done (its
-    Future answered by a thread); returns the list that gets (time, changes
-    in flight) each time one starts."""
+def slow_change(ctl, monkeypatch, seconds: float, function: str = "free_fastpath") -> list:
+    """``function`` made a change that takes ``seconds`` to be done (its
+    Future answered by a thread, in the order they started); returns the
+    list that gets (time, changes in flight) each time one starts."""
+    import queue
     import time
     from concurrent.futures import Future
-    busy, starts, lock = [0], [], threading.Lock()
+    busy, starts, lock, running = [0], [], threading.Lock(), queue.SimpleQueue()
 
-    def slow_change(sl, fpid):
+    def change(sl, **_):
         with lock:
             busy[0] += 1
             starts.append((time.monotonic(), busy[0]))
         fut = Future()
+        running.put((time.monotonic() + seconds, fut))
+        return fut
 
-        def finish():
-            time.sleep(seconds)
+    def finish():
+        while True:
+            until, fut = running.get()
+            time.sleep(max(0.0, until - time.monotonic()))
             with lock:
                 busy[0] -= 1
             fut.set_result(None)
-        threading.Thread(target=finish, daemon=True).start()
-        return fut
-
-    monkeypatch.setattr(ctl.rmp, "free_fastpath", slow_change)
+    threading.Thread(target=finish, daemon=True).start()
+    monkeypatch.setattr(ctl.rmp, function, change)
     return starts
 
 
@@ -501,7 +504,7 @@ def test_changes_in_flight_per_host(client, monkeypatch):
     from controller import limits
     c, ctl = client
     add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
-    starts = slow_free_fastpath(ctl, monkeypatch, 0.3)
+    starts = slow_change(ctl, monkeypatch, 0.3)
 
     def flood(n: int) -> list[threading.Thread]:
         threads = [threading.Thread(target=lambda: reps.append(
@@ -545,20 +548,35 @@ def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
     """A batch's changes are queued to the executor at most as many at once
     as FairShare lets the host's single calls be (CHANGES_IN_FLIGHT alone,
     CALLS_IN_FLIGHT while another slice host calls): a batch of slow changes
-    cannot put another slice's change behind all of them."""
+    cannot put another slice's change behind all of them. A change of one
+    table entry (write_fltr) counts as 1/ENTRY_CHANGES_PER_CHANGE of one, so
+    a batch loading filters keeps the executor's groups large; the window
+    slides (a call is queued when the oldest is answered, not when all are)."""
     from controller import limits
     c, ctl = client
     add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
-    starts = slow_free_fastpath(ctl, monkeypatch, 0.05)
-    calls = {"calls": [{"fn": "free_fastpath", "args": {"fpid": 1}}] * 60}
-    rep = c.post("/api/batch", json=calls).json()
-    assert [r["code"] for r in rep["result"]] == [0] * 60
-    assert max(n for _, n in starts) == limits.CHANGES_IN_FLIGHT       # alone
-    starts.clear()
-    with another_host_calling(c):
-        rep = c.post("/api/batch", json=calls).json()
-    assert [r["code"] for r in rep["result"]] == [0] * 60
-    assert max(n for _, n in starts) <= limits.CALLS_IN_FLIGHT, starts
+    k = limits.ENTRY_CHANGES_PER_CHANGE
+    cases = (("free_fastpath", {"fpid": 1}, 60, limits.CHANGES_IN_FLIGHT,
+              limits.CALLS_IN_FLIGHT),
+             ("write_fltr", {"fpid": 1, "fid": 1, "type": 0, "key": {}, "mask": {},
+                             "result": {"action": "drop"}}, 2 * k * limits.CHANGES_IN_FLIGHT,
+              k * limits.CHANGES_IN_FLIGHT, k * limits.CALLS_IN_FLIGHT))
+    for function, args, n, alone, _ in cases:
+        starts = slow_change(ctl, monkeypatch, 0.3, function)
+        rep = c.post("/api/batch", json={"calls": [{"fn": function, "args": args}] * n}).json()
+        assert [r["code"] for r in rep["result"]] == [0] * n
+        assert max(m for _, m in starts) == alone, function
+        # Sliding: the call after a full window is queued as soon as the
+        # oldest is answered, while the rest still run (a window that waited
+        # for all of its calls would start it alone).
+        assert starts[alone][1] == alone, (function, starts[alone - 2:alone + 2])
+    with another_host_calling(c):           # (slice b stays a recent caller after it)
+        for function, args, _, _, shared in cases:
+            starts = slow_change(ctl, monkeypatch, 0.05, function)
+            rep = c.post("/api/batch", json={"calls": [{"fn": function, "args": args}]
+                                             * (4 * shared)}).json()
+            assert [r["code"] for r in rep["result"]] == [0] * (4 * shared)
+            assert max(m for _, m in starts) <= shared, (function, starts)
 
 
 def test_push_receiver_takes_entries_from_the_controller_only():
