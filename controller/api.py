@@ -402,19 +402,18 @@ class Batch(Req):
 
 
 def call_batch(ctl, sl: dict, calls: list[BatchCall],
-               in_flight: Callable[[], int] = lambda: L.CHANGES_IN_FLIGHT) -> list[dict]:
+               window: Callable[[], int] = lambda: L.BATCH_WINDOW) -> list[dict]:
     """The batch extension: each call as if sent alone and in order, each
     with its own SPP answer; consecutive calls that change state are queued
-    together, so the node commits them as one group (executor.py). At most
-    ``in_flight()`` of them are queued at once, as FairShare allows a slice
-    host's single calls (a change of one table entry counts as
-    1/ENTRY_CHANGES_PER_CHANGE of one): a batch of slow changes (4,096-word
-    mem_writes) must not put another slice's change behind all of them. The
-    window slides: a call is queued as soon as the oldest ones are answered,
-    so the executor never waits for the batch. Reads answer at most
-    MAX_BATCH_ANSWER_BYTES in all; a call after that is not run (E2BIG): the
-    answer is rendered in one piece, and must stay small enough not to hold
-    the controller for long."""
+    together, so the node commits them as one group (executor.py). They are
+    queued in a window that slides (the next as soon as the oldest is
+    answered, so the executor never waits for the batch) and holds
+    ``window()`` (limits.py: a change of one table entry weighs 1, any other
+    change ENTRY_CHANGES_PER_CHANGE, and one always fits): a batch of slow
+    changes (4,096-word mem_writes) must not put another slice's change
+    behind all of them. Reads answer at most MAX_BATCH_ANSWER_BYTES in all;
+    a call after that is not run (E2BIG): the answer is rendered in one
+    piece, and must stay small enough not to hold the controller for long."""
     out: list = [None] * len(calls)
     pending: deque[tuple[int, object, int]] = deque()     # (index, Future, weight)
     queued = 0                                            # weight of what is pending
@@ -422,10 +421,9 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
 
     def settle(room: int = 0):
         """Wait for the oldest pending changes until ``room`` more fits
-        (all of them if 0)."""
+        (for all of them if 0)."""
         nonlocal queued
-        limit = in_flight() * L.ENTRY_CHANGES_PER_CHANGE - room
-        while pending and (room == 0 or queued > limit):
+        while pending and (room == 0 or queued + room > window()):
             i, fut, w = pending.popleft()
             queued -= w
             try:
@@ -771,8 +769,8 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         # Rendered here, in the batch's worker thread: an answer of megabytes
         # (a thousand mem_reads) must not stall the event loop, which serves
         # every slice's calls.
-        return _ok(call_batch(ctl, sl, body.calls, lambda: L.CALLS_IN_FLIGHT
-                              if callers.others(host) else L.CHANGES_IN_FLIGHT))
+        return _ok(call_batch(ctl, sl, body.calls, lambda: L.BATCH_WINDOW_SHARED
+                              if callers.others(host) else L.BATCH_WINDOW))
 
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}

@@ -545,22 +545,22 @@ def test_callers_is_constant_size():
 
 
 def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
-    """A batch's changes are queued to the executor at most as many at once
-    as FairShare lets the host's single calls be (CHANGES_IN_FLIGHT alone,
-    CALLS_IN_FLIGHT while another slice host calls): a batch of slow changes
-    cannot put another slice's change behind all of them. A change of one
-    table entry (write_fltr) counts as 1/ENTRY_CHANGES_PER_CHANGE of one, so
-    a batch loading filters keeps the executor's groups large; the window
-    slides (a call is queued when the oldest is answered, not when all are)."""
+    """A batch's changes are queued to the executor in a window: alone, as
+    many as FairShare lets the host's single calls have in flight
+    (CHANGES_IN_FLIGHT), or 16 times as many changes of one table entry
+    (write_fltr), so a batch loading filters keeps the executor's groups
+    large; while another slice host calls, one change or
+    BATCH_WINDOW_SHARED filter changes: a batch of slow changes cannot put
+    another slice's change behind all of them. The window slides (a call is
+    queued when the oldest is answered, not when all are)."""
     from controller import limits
     c, ctl = client
     add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
     k = limits.ENTRY_CHANGES_PER_CHANGE
-    cases = (("free_fastpath", {"fpid": 1}, 60, limits.CHANGES_IN_FLIGHT,
-              limits.CALLS_IN_FLIGHT),
+    cases = (("free_fastpath", {"fpid": 1}, 60, limits.CHANGES_IN_FLIGHT, 1),
              ("write_fltr", {"fpid": 1, "fid": 1, "type": 0, "key": {}, "mask": {},
                              "result": {"action": "drop"}}, 2 * k * limits.CHANGES_IN_FLIGHT,
-              k * limits.CHANGES_IN_FLIGHT, k * limits.CALLS_IN_FLIGHT))
+              k * limits.CHANGES_IN_FLIGHT, limits.BATCH_WINDOW_SHARED))
     for function, args, n, alone, _ in cases:
         starts = slow_change(ctl, monkeypatch, 0.3, function)
         rep = c.post("/api/batch", json={"calls": [{"fn": function, "args": args}] * n}).json()
@@ -576,7 +576,7 @@ def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
             rep = c.post("/api/batch", json={"calls": [{"fn": function, "args": args}]
                                              * (4 * shared)}).json()
             assert [r["code"] for r in rep["result"]] == [0] * (4 * shared)
-            assert max(m for _, m in starts) <= shared, (function, starts)
+            assert max(m for _, m in starts) == shared, (function, starts)
 
 
 def test_push_receiver_takes_entries_from_the_controller_only():
