@@ -33,6 +33,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import SppError
@@ -44,6 +45,8 @@ MAX_GROUP = 512
 #: seconds a switch may take to write before it is probed, and the probe's deadline
 PATIENCE = 0.2
 PROBE = 0.5
+#: seconds a group freeing a fastpath waits for reads of it in progress
+READS = 1.0
 
 # Switch writes run here, so that the executor can stop waiting for a stalled one.
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="switch-write")
@@ -56,6 +59,12 @@ class Change:
     updates: dict[str, list] = field(default_factory=dict)          # switch -> [(op, item)]
     registers: list[tuple[str, str, dict, dict]] = field(default_factory=list)
     fills: list[tuple[str, str, int, int]] = field(default_factory=list)
+    frees: set[int] = field(default_factory=set)     # fastpaths (row IDs) freed
+
+    def free(self, fastpath_id: int):
+        """The change frees this fastpath: its partition may go to another
+        fastpath in the same group (``NodeExecutor.reading``)."""
+        self.frees.add(fastpath_id)
 
     def write(self, switch: str, updates):
         if updates:
@@ -92,6 +101,11 @@ class NodeExecutor:
         self.scds = scds                 # switch name -> Scd, this node's switches
         self.repair = repair             # reconcile these switches to the database
         self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # Fastpaths (row IDs) being read on a switch (count of reads), and
+        # being freed by the group being applied: see reading().
+        self._cells = threading.Condition()
+        self._reading: dict[int, int] = {}
+        self._freeing: set[int] = set()
         self._thread = threading.Thread(target=self._loop, name=f"node-{name}", daemon=True)
         self._thread.start()
 
@@ -119,6 +133,51 @@ class NodeExecutor:
     def stop(self):
         self._q.put(None)
         self._thread.join(timeout=10)
+
+    @contextmanager
+    def reading(self, fastpath_id: int):
+        """Around a read of a fastpath's cells on a switch (counters, SRAM,
+        queue lengths), followed by the check that the fastpath still
+        exists. A group that frees the fastpath can give its partition to
+        another slice's fastpath in the same group, and that fastpath's
+        cells (zeroed, written) reach the switch before the group commits:
+        until then the freed fastpath still exists for a reader, which would
+        read the other slice's cells. So the read and the free exclude each
+        other: the read waits for a group freeing its fastpath to end
+        (committed: the fastpath is gone; rolled back: its cells are its
+        own again), and such a group waits for reads in progress before it
+        touches the switches. Only the fastpath's own slice frees it, so no
+        other slice can delay its reads this way."""
+        with self._cells:
+            self._cells.wait_for(lambda: fastpath_id not in self._freeing)
+            self._reading[fastpath_id] = self._reading.get(fastpath_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cells:
+                if self._reading[fastpath_id] == 1:
+                    del self._reading[fastpath_id]
+                    self._cells.notify_all()
+                else:
+                    self._reading[fastpath_id] -= 1
+
+    def _freeing_start(self, ids: set[int]):
+        """Before a group freeing these fastpaths touches the switches: no
+        read of them starts from now, and those in progress are waited for
+        (at most READS seconds: a read that takes longer waits for a switch
+        that is not answering, and fails)."""
+        with self._cells:
+            self._freeing |= ids
+            if not self._cells.wait_for(lambda: self._reading.keys().isdisjoint(ids),
+                                        timeout=READS):
+                log.warning("node %s: freeing fastpaths %s while reads of them wait for "
+                            "a switch", self.name, sorted(ids & self._reading.keys()))
+
+    def _freeing_end(self):
+        with self._cells:
+            if self._freeing:
+                self._freeing.clear()
+                self._cells.notify_all()
 
     # ---- the thread ----
     def _loop(self):
@@ -154,6 +213,8 @@ class NodeExecutor:
                 for j in group:
                     if not j.future.done():
                         j.future.set_exception(_internal(e))
+            finally:
+                self._freeing_end()             # committed, or rolled back and repaired
 
     def _run_exclusive(self, job: _Job):
         try:
@@ -183,6 +244,9 @@ class NodeExecutor:
                         failed.append((job, _internal(e)))
                         continue
                     done.append((job, result, change))
+                frees = set().union(*(c.frees for _, _, c in done))
+                if frees:
+                    self._freeing_start(frees)
                 try:
                     self._apply([c for _, _, c in done])
                 except SppError:

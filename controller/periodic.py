@@ -135,7 +135,7 @@ class Periodic:
             self._due[key] = due + data["interval"] / 1000.0
             if self._due[key] < now:          # fell behind (switch down, ...): skip ahead
                 self._due[key] = now + data["interval"] / 1000.0
-            sample = self._sample(job, data)
+            sample = self._sample(node, job, data)
             if sample is not None:
                 taken.append((job, data, sample))
         for key in [k for k in self._due if k[0] == node and k not in live]:
@@ -146,12 +146,14 @@ class Periodic:
                 if data["model"] == PUSH:
                     self._push(job, data, sample)
 
-    def _sample(self, job, data):
+    def _sample(self, node, job, data):
         scd = self.rmp.scds[job["npe"]]
         g = job["stats_base"] + data["index"]
         try:
-            pre = scd.read_counter(pl.Npe.STATS_PRE, g)
-            post = scd.read_counter(pl.Npe.STATS_POST, g)
+            # (_store then checks that the job, and so its fastpath, still exists)
+            with self.rmp.executors[node].reading(job["fastpath_id"]):
+                pre = scd.read_counter(pl.Npe.STATS_PRE, g)
+                post = scd.read_counter(pl.Npe.STATS_POST, g)
         except SppError as e:
             log.debug("periodic job %s: %s", job["pid"], e.message)
             return None

@@ -268,6 +268,7 @@ class Rmp:
         ch.write(self.lc_name(sl), lc_ups)
         ch.write(fp["npe"], npe_ups)
         db.x("DELETE FROM fastpaths WHERE id = ?", fp["id"])   # cascades
+        ch.free(fp["id"])
         ch.write(self.lc_name(sl), self._police_meters(sl, npe))
 
     def free_fastpath(self, sl, fpid):
@@ -667,7 +668,9 @@ class Rmp:
         with self.db(sl).read():
             fp = self.fastpath(sl, fpid)
             self._queue(sl, fp, qid)
-        n = self.scds[fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0]
+        with self.executors[sl["node"]].reading(fp["id"]):
+            n = self.scds[fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid,
+                                                   1)[0]
         self.still_own(sl, fp)
         return {"qid": qid, "length": n}
 
@@ -684,8 +687,9 @@ class Rmp:
         fp = self.fastpath(sl, fpid)
         g = self._stats_index(fp, index)
         scd = self.scds[fp["npe"]]
-        pre = scd.read_counter(pl.Npe.STATS_PRE, g)
-        post = scd.read_counter(pl.Npe.STATS_POST, g)
+        with self.executors[sl["node"]].reading(fp["id"]):
+            pre = scd.read_counter(pl.Npe.STATS_PRE, g)
+            post = scd.read_counter(pl.Npe.STATS_POST, g)
         self.still_own(sl, fp)
         return {"index": index, **stats_view(flags, pre, post)}
 
@@ -723,6 +727,8 @@ class Rmp:
         self._mem_range(fp, offset, count)
         if count == 0:
             return []
-        out = self.scds[fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset, count)
+        with self.executors[sl["node"]].reading(fp["id"]):
+            out = self.scds[fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset,
+                                                     count)
         self.still_own(sl, fp)
         return out

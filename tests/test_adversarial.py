@@ -412,3 +412,57 @@ def test_repair_puts_sram_back_to_what_was_acknowledged(controller, slices):
     node = ctl.testbed.nodes[0]
     ctl.executors[node.name].exclusive(lambda: ctl.repair(node, {"npe"}))
     assert a.mem_read(f, 0, 4) == [5, 6, 0, 0]
+
+
+@needs_bmv2
+def test_a_read_never_sees_cells_given_to_another_slice_in_the_same_group(controller, slices,
+                                                                          monkeypatch):
+    """Slice a frees its fastpath while slice b's alloc_fastpath and mem_write
+    land in the same group: b's fastpath gets the freed partition, and b's
+    words reach the NPE's SRAM before the group commits. a's mem_read of the
+    freed fastpath in that moment must not answer b's words (the fastpath
+    still exists until the commit): the read waits for the group, then finds
+    the fastpath gone (review F13)."""
+    a, b = slices
+    ctl = controller.ctl
+    (node,) = ctl.executors
+    ex = ctl.executors[node]
+    fa = a.alloc_fastpath(bw=1000, filters=1, queues=1, buffers=1, stats=1, sram=16)["fpid"]
+    a.mem_write(fa, 0, [0xA] * 16)
+    sla, slb = (ctl.store.one("SELECT * FROM slices WHERE name = ?", n) for n in "ab")
+    applied, release = threading.Event(), threading.Event()
+    apply = ex._apply
+
+    def slow_apply(changes):                # the group's switch writes done, not committed
+        apply(changes)
+        if any(c.frees for c in changes) or len(changes) == 3:
+            applied.set()
+            release.wait(5)
+    monkeypatch.setattr(ex, "_apply", slow_apply)
+    held = threading.Event()
+    hold = ex.submit(lambda ch: (held.set(), time.sleep(0.3)))   # queue the three behind it
+    assert held.wait(5)
+    with ctl.rmp.deferred():
+        group = [ctl.rmp.free_fastpath(sla, fa),
+                 ctl.rmp.alloc_fastpath(slb, "ipv4", 1000, 1, 1, 1, 1, 16, 0),
+                 ctl.rmp.mem_write(slb, 1, 0, [0xB] * 16)]
+    hold.result(5)
+    assert applied.wait(5)
+    got = {}
+
+    def read():
+        try:
+            got["words"] = a.mem_read(fa, 0, 16)
+        except SppError as e:
+            got["error"] = e.name
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(0.5)                        # without the protection it answers here
+    release.set()
+    reader.join(5)
+    for f in group:
+        f.result(5)
+    fb = ctl.store.one("SELECT * FROM fastpaths")
+    assert fb["slice_id"] == slb["id"] and fb["sram_base"] == 0     # the same partition
+    assert got == {"error": "ENOENT"}, got
+    assert b.mem_read(1, 0, 16) == [0xB] * 16
