@@ -526,12 +526,14 @@ class Rmp:
 
     def _fid_bykey(self, sl, fp, lookup_type, key, mask) -> int:
         key, mask = normalize_key(key, mask)
-        for f in self.db(sl).q("SELECT fid, data FROM filters WHERE fastpath_id = ? "
-                               "ORDER BY fid", fp["id"]):
-            d = loads(f["data"])
-            if d["type"] == lookup_type and d["key"] == key and d["mask"] == mask:
-                return f["fid"]
-        raise SppError("ENOENT", "no filter with that key and mask")
+        row = self.db(sl).one(      # the filters_bykey index (store.py)
+            "SELECT fid FROM filters INDEXED BY filters_bykey WHERE fastpath_id = ? "
+            "AND json_extract(data, '$.type') = ? "
+            "AND json_extract(data, '$.key') = ? AND json_extract(data, '$.mask') = ? "
+            "ORDER BY fid LIMIT 1", fp["id"], lookup_type, dumps(key), dumps(mask))
+        if row is None:
+            raise SppError("ENOENT", "no filter with that key and mask")
+        return row["fid"]
 
     def get_fltr_bykey(self, sl, fpid, lookup_type, key, mask) -> dict:
         with self.db(sl).read():

@@ -83,6 +83,14 @@ CREATE TABLE IF NOT EXISTS filters (
     data        TEXT NOT NULL,              -- {"type", "key", "mask", "result"}
     PRIMARY KEY (fastpath_id, fid)
 );
+-- Filters by lookup type, key and mask (get_fltr_bykey, rem_fltr_bykey): one
+-- index lookup, not a decode of each of the fastpath's filters (27 ms with
+-- 8,000, in the node's executor for rem_fltr_bykey). Keys and masks are
+-- stored normalized (rmp.normalize_key) and with sorted keys (dumps), so
+-- equal ones are equal text.
+CREATE INDEX IF NOT EXISTS filters_bykey ON filters (
+    fastpath_id, json_extract(data, '$.type'), json_extract(data, '$.key'),
+    json_extract(data, '$.mask'));
 -- How many filters a fastpath has, kept by the database itself: write_fltr's
 -- quota check must not count thousands of rows per call.
 CREATE TABLE IF NOT EXISTS filter_counts (
