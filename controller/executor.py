@@ -33,20 +33,22 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .errors import SppError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: changes grouped into one transaction and one write per switch, at most
 MAX_GROUP = 512
 #: seconds a switch may take to write before it is probed, and the probe's deadline
 PATIENCE = 0.2
 PROBE = 0.5
-#: seconds a group freeing a fastpath waits for reads of it in progress
-READS = 1.0
+#: times a read of a fastpath's cells is done again when a group freeing the
+#: fastpath overlapped it (read_cells)
+READ_TRIES = 3
 
 # Switch writes run here, so that the executor can stop waiting for a stalled one.
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="switch-write")
@@ -63,7 +65,7 @@ class Change:
 
     def free(self, fastpath_id: int):
         """The change frees this fastpath: its partition may go to another
-        fastpath in the same group (``NodeExecutor.reading``)."""
+        fastpath in the same group (``NodeExecutor.read_cells``)."""
         self.frees.add(fastpath_id)
 
     def write(self, switch: str, updates):
@@ -85,6 +87,12 @@ class Change:
                 | {f[0] for f in self.fills})
 
 
+class _Read:
+    """A read of a fastpath's cells in progress (NodeExecutor.read_cells)."""
+
+    overlapped = False
+
+
 @dataclass
 class _Job:
     fn: Callable
@@ -101,10 +109,10 @@ class NodeExecutor:
         self.scds = scds                 # switch name -> Scd, this node's switches
         self.repair = repair             # reconcile these switches to the database
         self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        # Fastpaths (row IDs) being read on a switch (count of reads), and
-        # being freed by the group being applied: see reading().
+        # Fastpaths (row IDs) being read on a switch (a marker per read), and
+        # being freed by the group being applied: see read_cells().
         self._cells = threading.Condition()
-        self._reading: dict[int, int] = {}
+        self._reading: dict[int, set[_Read]] = {}
         self._freeing: set[int] = set()
         self._thread = threading.Thread(target=self._loop, name=f"node-{name}", daemon=True)
         self._thread.start()
@@ -134,44 +142,45 @@ class NodeExecutor:
         self._q.put(None)
         self._thread.join(timeout=10)
 
-    @contextmanager
-    def reading(self, fastpath_id: int):
-        """Around a read of a fastpath's cells on a switch (counters, SRAM,
-        queue lengths), followed by the check that the fastpath still
-        exists. A group that frees the fastpath can give its partition to
-        another slice's fastpath in the same group, and that fastpath's
-        cells (zeroed, written) reach the switch before the group commits:
-        until then the freed fastpath still exists for a reader, which would
-        read the other slice's cells. So the read and the free exclude each
-        other: the read waits for a group freeing its fastpath to end
-        (committed: the fastpath is gone; rolled back: its cells are its
-        own again), and such a group waits for reads in progress before it
-        touches the switches. Only the fastpath's own slice frees it, so no
-        other slice can delay its reads this way."""
-        with self._cells:
-            self._cells.wait_for(lambda: fastpath_id not in self._freeing)
-            self._reading[fastpath_id] = self._reading.get(fastpath_id, 0) + 1
-        try:
-            yield
-        finally:
+    def read_cells(self, fastpath_id: int, read: Callable[[], T]) -> T:
+        """``read()`` of a fastpath's cells on a switch (counters, SRAM, queue
+        lengths); the caller then checks that the fastpath still exists. A
+        group that frees the fastpath can give its partition to another
+        slice's fastpath in the same group, and that fastpath's cells
+        (zeroed, written) reach the switch before the group commits: until
+        then the freed fastpath still exists for a reader, which would have
+        read the other slice's cells. So a read that such a group overlapped
+        is thrown away, and done again once the group has ended (committed:
+        the caller's check finds the fastpath gone; rolled back: the cells
+        are the fastpath's own again). The executor never waits for a read,
+        and only the fastpath's own slice frees it, so no slice can slow
+        another's reads or changes this way."""
+        for _ in range(READ_TRIES):
+            this = _Read()
             with self._cells:
-                if self._reading[fastpath_id] == 1:
-                    del self._reading[fastpath_id]
-                    self._cells.notify_all()
-                else:
-                    self._reading[fastpath_id] -= 1
+                self._cells.wait_for(lambda: fastpath_id not in self._freeing)
+                self._reading.setdefault(fastpath_id, set()).add(this)
+            try:
+                out = read()
+            finally:
+                with self._cells:
+                    readers = self._reading[fastpath_id]
+                    readers.discard(this)
+                    if not readers:
+                        del self._reading[fastpath_id]
+            if not this.overlapped:
+                return out
+        raise SppError("EBUSY", "the fastpath was being freed while it was read; "
+                                "nothing was read")
 
     def _freeing_start(self, ids: set[int]):
-        """Before a group freeing these fastpaths touches the switches: no
-        read of them starts from now, and those in progress are waited for
-        (at most READS seconds: a read that takes longer waits for a switch
-        that is not answering, and fails)."""
+        """Before a group freeing these fastpaths touches the switches: reads
+        of them in progress are marked overlapped, none starts until it ends."""
         with self._cells:
             self._freeing |= ids
-            if not self._cells.wait_for(lambda: self._reading.keys().isdisjoint(ids),
-                                        timeout=READS):
-                log.warning("node %s: freeing fastpaths %s while reads of them wait for "
-                            "a switch", self.name, sorted(ids & self._reading.keys()))
+            for i in ids & self._reading.keys():
+                for r in self._reading[i]:
+                    r.overlapped = True
 
     def _freeing_end(self):
         with self._cells:

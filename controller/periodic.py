@@ -151,9 +151,8 @@ class Periodic:
         g = job["stats_base"] + data["index"]
         try:
             # (_store then checks that the job, and so its fastpath, still exists)
-            with self.rmp.executors[node].reading(job["fastpath_id"]):
-                pre = scd.read_counter(pl.Npe.STATS_PRE, g)
-                post = scd.read_counter(pl.Npe.STATS_POST, g)
+            pre, post = self.rmp.executors[node].read_cells(job["fastpath_id"], lambda: (
+                scd.read_counter(pl.Npe.STATS_PRE, g), scd.read_counter(pl.Npe.STATS_POST, g)))
         except SppError as e:
             log.debug("periodic job %s: %s", job["pid"], e.message)
             return None

@@ -670,9 +670,8 @@ class Rmp:
         with self.db(sl).read():
             fp = self.fastpath(sl, fpid)
             self._queue(sl, fp, qid)
-        with self.executors[sl["node"]].reading(fp["id"]):
-            n = self.scds[fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid,
-                                                   1)[0]
+        n = self.executors[sl["node"]].read_cells(fp["id"], lambda: self.scds[
+            fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0])
         self.still_own(sl, fp)
         return {"qid": qid, "length": n}
 
@@ -689,9 +688,8 @@ class Rmp:
         fp = self.fastpath(sl, fpid)
         g = self._stats_index(fp, index)
         scd = self.scds[fp["npe"]]
-        with self.executors[sl["node"]].reading(fp["id"]):
-            pre = scd.read_counter(pl.Npe.STATS_PRE, g)
-            post = scd.read_counter(pl.Npe.STATS_POST, g)
+        pre, post = self.executors[sl["node"]].read_cells(fp["id"], lambda: (
+            scd.read_counter(pl.Npe.STATS_PRE, g), scd.read_counter(pl.Npe.STATS_POST, g)))
         self.still_own(sl, fp)
         return {"index": index, **stats_view(flags, pre, post)}
 
@@ -729,8 +727,7 @@ class Rmp:
         self._mem_range(fp, offset, count)
         if count == 0:
             return []
-        with self.executors[sl["node"]].reading(fp["id"]):
-            out = self.scds[fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset,
-                                                     count)
+        out = self.executors[sl["node"]].read_cells(fp["id"], lambda: self.scds[
+            fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset, count))
         self.still_own(sl, fp)
         return out

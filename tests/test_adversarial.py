@@ -466,3 +466,29 @@ def test_a_read_never_sees_cells_given_to_another_slice_in_the_same_group(contro
     assert fb["slice_id"] == slb["id"] and fb["sram_base"] == 0     # the same partition
     assert got == {"error": "ENOENT"}, got
     assert b.mem_read(1, 0, 16) == [0xB] * 16
+
+
+def test_a_read_overlapped_by_a_group_freeing_its_fastpath_is_done_again(tmp_path):
+    """The other half of the test above: a group freeing fastpath 7 starts
+    while a read of its cells is in progress. That read may have seen the
+    next owner's cells: it is thrown away and done again after the group
+    (the executor itself never waits for it)."""
+    store = Store(tmp_path / "db")
+    ex = NodeExecutor("n", store, {}, repair=lambda switches: None)
+    reads = []
+
+    def read():
+        reads.append(time.monotonic())
+        if len(reads) == 1:                 # a group freeing 7 starts meanwhile
+            ex._freeing_start({7})
+            threading.Timer(0.3, ex._freeing_end).start()
+            return "maybe the next owner's"
+        return "after the group"
+    try:
+        assert ex.read_cells(8, lambda: "another fastpath") == "another fastpath"
+        t0 = time.monotonic()
+        assert ex.read_cells(7, read) == "after the group"
+        assert len(reads) == 2 and reads[1] - t0 >= 0.25
+    finally:
+        ex.stop()
+        store.close()
