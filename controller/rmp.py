@@ -29,6 +29,9 @@ from .testbed import Testbed
 log = logging.getLogger(__name__)
 
 CODE_OPTIONS = ("ipv4",)
+#: lookup_fltr looks a key up under each mask the fastpath's filters use, up
+#: to this many masks; past it, it scans the filters (in SQLite)
+MAX_LOOKUP_MASKS = 64
 
 #: the slice API functions that change state (each runs as a change in its
 #: node's executor); the others only read
@@ -524,16 +527,42 @@ class Rmp:
             fp = self.fastpath(sl, fpid)
             return self._filter_view(fid, self._filter(sl, fp, fid))
 
+    _BYKEY = ("SELECT fid FROM filters INDEXED BY filters_bykey WHERE fastpath_id = ? "
+              "AND json_extract(data, '$.type') = ? AND json_extract(data, '$.key') = ? "
+              "AND json_extract(data, '$.mask') = ? ORDER BY fid LIMIT 1")
+
     def _fid_bykey(self, sl, fp, lookup_type, key, mask) -> int:
         key, mask = normalize_key(key, mask)
-        row = self.db(sl).one(      # the filters_bykey index (store.py)
-            "SELECT fid FROM filters INDEXED BY filters_bykey WHERE fastpath_id = ? "
-            "AND json_extract(data, '$.type') = ? "
-            "AND json_extract(data, '$.key') = ? AND json_extract(data, '$.mask') = ? "
-            "ORDER BY fid LIMIT 1", fp["id"], lookup_type, dumps(key), dumps(mask))
+        row = self.db(sl).one(self._BYKEY, fp["id"], lookup_type, dumps(key), dumps(mask))
         if row is None:
             raise SppError("ENOENT", "no filter with that key and mask")
         return row["fid"]
+
+    def _fid_matching(self, sl, fp, lookup_type, key) -> int | None:
+        """The lowest ID of the fastpath's filters a packet with ``key`` hits
+        (filter_matches' rule), found by SQLite, which holds no Python lock
+        meanwhile: for each mask the filters use, the key under that mask
+        looked up in the filters_bykey index; with more than MAX_LOOKUP_MASKS
+        masks, one scan of the filters, each matched in SQL."""
+        if lookup_type == pl.LOOKUP_SUBSTRATE:
+            key = {**key, "meta_if": 0, "src_addr": 0, "protocol": 0}
+        db = self.db(sl)
+        masks = db.q("SELECT DISTINCT json_extract(data, '$.mask') AS mask FROM filters "
+                     "INDEXED BY filters_bykey WHERE fastpath_id = ? "
+                     "AND json_extract(data, '$.type') = ? LIMIT ?",
+                     fp["id"], lookup_type, MAX_LOOKUP_MASKS + 1)
+        if len(masks) <= MAX_LOOKUP_MASKS:
+            fids = [db.scalar(self._BYKEY, fp["id"], lookup_type,
+                              dumps(normalize_key(key, loads(m["mask"]))[0]), m["mask"])
+                    for m in masks]
+            return min((f for f in fids if f is not None), default=None)
+        match = " AND ".join(f"(? & ifnull(json_extract(data, '$.mask.{f}'), 0)) = "
+                             f"ifnull(json_extract(data, '$.key.{f}'), 0)"
+                             for f in pl.FILTER_KEY_FIELDS)
+        return db.scalar(f"SELECT fid FROM filters WHERE fastpath_id = ? "
+                         f"AND json_extract(data, '$.type') = ? AND {match} ORDER BY fid LIMIT 1",
+                         fp["id"], lookup_type, *(_ip(key.get(f, 0))
+                                                  for f in pl.FILTER_KEY_FIELDS))
 
     def get_fltr_bykey(self, sl, fpid, lookup_type, key, mask) -> dict:
         with self.db(sl).read():
@@ -545,11 +574,9 @@ class Rmp:
         """The filter a packet with this key would hit (lowest matching ID)."""
         with self.db(sl).read():
             fp = self.fastpath(sl, fpid)
-            for f in self.db(sl).q("SELECT fid, data FROM filters WHERE fastpath_id = ? "
-                                   "ORDER BY fid", fp["id"]):
-                d = loads(f["data"])
-                if filter_matches(d, lookup_type, key):
-                    return self._filter_view(f["fid"], d)
+            fid = self._fid_matching(sl, fp, lookup_type, key)
+            if fid is not None:
+                return self._filter_view(fid, self._filter(sl, fp, fid))
         raise SppError("ENOENT", "no filter matches that key")
 
     def _rem_fltr(self, sl, fp, fid, ch):

@@ -480,6 +480,63 @@ def test_filters_by_key_are_found_by_the_index(controller, slices, monkeypatch):
     assert e.value.name == "ENOENT" and len(decoded) <= 1
 
 
+@pytest.mark.parametrize("max_masks", [64, 2])
+def test_lookup_fltr_finds_what_the_data_plane_would(controller, slices, monkeypatch,
+                                                      max_masks):
+    """lookup_fltr answers the lowest-ID filter a key hits (filter_matches,
+    the data plane's rule), for random filters and keys, whether it looks the
+    key up under each mask (a few masks) or scans the filters in SQL (more
+    than MAX_LOOKUP_MASKS); either way without decoding each filter in
+    Python, which held the controller for 27 ms a lookup with 8,000 filters
+    (review F6)."""
+    import random
+
+    from controller import rmp
+    monkeypatch.setattr(rmp, "MAX_LOOKUP_MASKS", max_masks)
+    a, _ = slices
+    rng = random.Random(7)
+    f = a.alloc_fastpath(bw=1000, filters=200, queues=1, buffers=1, stats=1)["fpid"]
+
+    def addr(n):
+        return ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0))
+
+    def field(name):
+        if name in ("dst_addr", "src_addr"):
+            return addr(rng.choice([0x0A000000, 0x0A010000, 0x0A010200]) | rng.randrange(4))
+        return rng.choice([0, 6, 17, 80])
+    prefixes = [addr((0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF) for n in (8, 16, 24, 30, 32)]
+    filters = []
+    for fid in range(120):
+        typ = rng.choice([0, 0, 1])
+        key, mask = {}, {}
+        for name in rng.sample(["dst_addr", "src_addr", "protocol", "dst_port"], 2):
+            key[name] = field(name)
+            mask[name] = (rng.choice(prefixes) if name.endswith("addr")
+                          else 0xFF if name == "protocol" else 0xFFFF)
+        filters.append((fid, {"type": typ, "key": key, "mask": mask}))
+    out = a.batch(("write_fltr", {"fpid": f, "fid": fid, "type": d["type"], "key": d["key"],
+                                  "mask": d["mask"], "result": {"action": "drop"}})
+                  for fid, d in filters)
+    assert all(isinstance(r, dict) for r in out), out
+    decoded = []
+    monkeypatch.setattr(rmp, "loads", lambda text: decoded.append(1) or json.loads(text))
+    seen = set()
+    for _ in range(300):
+        typ = rng.choice([0, 1])
+        key = {n: field(n) for n in ("dst_addr", "src_addr", "protocol", "dst_port")}
+        want = next((fid for fid, d in filters if rmp.filter_matches(d, typ, key)), None)
+        decoded.clear()
+        try:
+            got = a.lookup_fltr(f, key, type=typ)["fid"]
+        except SppError as e:
+            assert e.name == "ENOENT"
+            got = None
+        assert got == want, (typ, key)
+        assert len(decoded) <= max_masks + 1
+        seen.add(got)
+    assert len(seen) > 10                   # many filters hit, and misses
+
+
 def test_endpoint_nat_end_to_end(controller, slices, live_node):
     """alloc_endpoint makes the LC forward the endpoint to the slice host."""
     a, _ = slices
