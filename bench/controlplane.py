@@ -375,44 +375,28 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
             res["cpu_ms_per_filter"] = {"rest_single": meter.per(n_filters)}
             s.free_fastpath(fp)
 
-            # 8 clients of one slice.
-            fp = fastpath("a", n_filters)
-            with CpuMeter(ctl, node) as meter:
-                r = run_clients(pool, [job("a", "write", fp, range(1 + i, n_filters + 1, 8))
-                                       for i in range(8)])
-            res["cpu_ms_per_filter"]["rest_8_clients_1_slice"] = meter.per(r["n"], r["cpu"])
-            res["rates"]["rest_8_clients_1_slice"] = r["rate"]
-            res["errors"]["rest_8_clients_1_slice"] = r["errors"]
-            s.free_fastpath(fp)
-
-            # 4 slices at once, 2 clients each.
-            per = n_filters // 4
-            fps = {name: fastpath(name, per) for name in SLICES}
-            r = run_clients(pool, [job(name, "write", fps[name], range(1 + i, per + 1, 2))
-                                   for name in SLICES for i in range(2)])
-            res["rates"]["rest_4_slices"] = r["rate"]
-            res["errors"]["rest_4_slices"] = r["errors"]
-            for name, f in fps.items():
-                lib[name].free_fastpath(f)
-
-            # The same two, each client loading its share with Slice.batch
-            # (the batch extension: each filter keeps its own result code).
-            fp = fastpath("a", BULK_FILTERS)
-            with CpuMeter(ctl, node) as meter:
-                r = run_clients(pool, [job("a", "bulk", fp, range(1 + i, BULK_FILTERS + 1, 8))
-                                       for i in range(8)])
-            res["cpu_ms_per_filter"]["batch_8_clients_1_slice"] = meter.per(r["n"], r["cpu"])
-            res["rates"]["batch_8_clients_1_slice"] = r["rate"]
-            res["errors"]["batch_8_clients_1_slice"] = r["errors"]
-            s.free_fastpath(fp)
-            per = BULK_FILTERS // 4
-            fps = {name: fastpath(name, per) for name in SLICES}
-            r = run_clients(pool, [job(name, "bulk", fps[name], range(1 + i, per + 1, 2))
-                                   for name in SLICES for i in range(2)])
-            res["rates"]["batch_4_slices"] = r["rate"]
-            res["errors"]["batch_4_slices"] = r["errors"]
-            for name, f in fps.items():
-                lib[name].free_fastpath(f)
+            # 8 clients of one slice, then 4 slices at once (2 clients each):
+            # a call per filter, then each client loading its share with
+            # Slice.batch (the batch extension: each filter keeps its own
+            # result code).
+            for op, how, n in (("write", "rest", n_filters), ("bulk", "batch", BULK_FILTERS)):
+                fp = fastpath("a", n)
+                with CpuMeter(ctl, node) as meter:
+                    r = run_clients(pool, [job("a", op, fp, range(1 + i, n + 1, 8))
+                                           for i in range(8)])
+                label = f"{how}_8_clients_1_slice"
+                res["cpu_ms_per_filter"][label] = meter.per(r["n"], r["cpu"])
+                res["rates"][label] = r["rate"]
+                res["errors"][label] = r["errors"]
+                s.free_fastpath(fp)
+                per = n // 4
+                fps = {name: fastpath(name, per) for name in SLICES}
+                r = run_clients(pool, [job(name, op, fps[name], range(1 + i, per + 1, 2))
+                                       for name in SLICES for i in range(2)])
+                res["rates"][f"{how}_4_slices"] = r["rate"]
+                res["errors"][f"{how}_4_slices"] = r["errors"]
+                for name, f in fps.items():
+                    lib[name].free_fastpath(f)
 
             # One slice program loads BULK_FILTERS filters.
             fp = fastpath("a", BULK_FILTERS)

@@ -86,11 +86,11 @@ CHANGES_IN_FLIGHT = 16
 # ENTRY_CHANGES_PER_CHANGE. Alone, the window holds what the host's single
 # calls may have in flight (16 changes, or 256 filter changes: large groups
 # for a program loading thousands of filters). While another slice host
-# calls, it holds 8 filter changes, or one other change: the other host's
+# calls, it holds 4 filter changes, or one other change: the other host's
 # change waits behind a millisecond of the batch's, and the batch's host
-# cannot take the controller's CPU from it (measured: with 32, a batch flood
-# of 6,500 filters/s put another slice's read_stats p99 at 7.5x its idle p99;
-# with 8, 4,500/s and 2.9x).
+# cannot take the controller's CPU from it (make bench, another slice's
+# read_stats p99 under a batch flood against idle: 7.5x with 32, 2.9-5.2x
+# with 8, 3.7-3.8x with 4).
 ENTRY_CHANGES_PER_CHANGE = 16
 BATCH_WINDOW = CHANGES_IN_FLIGHT * ENTRY_CHANGES_PER_CHANGE
-BATCH_WINDOW_SHARED = 8
+BATCH_WINDOW_SHARED = 4
