@@ -426,10 +426,16 @@ def call_batch(ctl, sl: dict, calls: list[BatchCall],
         while pending and (room == 0 or queued + room > window()):
             i, fut, w = pending.popleft()
             queued -= w
-            try:
+            # Not fut.result(): raising the error here would tie it, through
+            # its traceback, to these frames and the whole batch's arguments
+            # (a cycle only the cyclic GC frees, and it runs seldom).
+            err = fut.exception()
+            if err is None:
                 out[i] = {"code": 0, "result": fut.result()}
-            except SppError as e:
-                out[i] = e.to_json()
+            elif isinstance(err, SppError):
+                out[i] = err.to_json()
+            else:
+                raise err
 
     for i, c in enumerate(calls):
         if budget < 0:

@@ -229,7 +229,7 @@ class NodeExecutor:
         try:
             job.future.set_result(job.fn())
         except SppError as e:
-            job.future.set_exception(e)
+            job.future.set_exception(_answer(e))
         except BaseException as e:  # noqa: BLE001 - a bug: answered, logged
             log.error("node %s: %s", self.name, traceback.format_exc())
             job.future.set_exception(_internal(e))
@@ -245,7 +245,7 @@ class NodeExecutor:
                         with self.store.savepoint():
                             result = job.fn(change)
                     except SppError as e:
-                        failed.append((job, e))
+                        failed.append((job, _answer(e)))
                         continue
                     except Exception as e:  # noqa: BLE001 - a bug: answered, logged
                         log.error("node %s: change failed:\n%s", self.name,
@@ -283,7 +283,7 @@ class NodeExecutor:
             for job, err in failed:
                 job.future.set_exception(err)
             if len(done) == 1:
-                done[0][0].future.set_exception(e)
+                done[0][0].future.set_exception(_answer(e))
             else:
                 for job, _, _ in done:
                     self._run_group([job])
@@ -370,6 +370,17 @@ class NodeExecutor:
                 except SppError as e:
                     log.warning("node %s: could not restore %s on %s: %s", self.name, reg,
                                 sw, e.message)
+
+
+def _answer(e: SppError) -> SppError:
+    """``e`` as a caller's answer, without its traceback and the exceptions
+    it was raised from: their frames (this module's, the change's) hold the
+    group's jobs, their arguments and switch updates, and the error itself,
+    a reference cycle that only the cyclic GC frees, which the controller
+    runs seldom (__main__.py). A slice sending changes that fail would pile
+    them up (a batch of failing 4,096-word mem_writes: hundreds of MB)."""
+    e.__traceback__ = e.__context__ = e.__cause__ = None
+    return e
 
 
 def _internal(e: BaseException) -> SppError:
