@@ -388,7 +388,15 @@ async def serve(ctl, sl: dict, name: str, body: Req):
     if name in CHANGES:
         with ctl.rmp.deferred():
             res = call(ctl, sl, name, body)
-        return await asyncio.wrap_future(res) if isinstance(res, Future) else res
+        if not isinstance(res, Future):
+            return res
+        try:
+            return await asyncio.wrap_future(res)
+        finally:
+            # The error raised here must not keep this frame, and through it
+            # the Future, the error and the call's arguments, in a cycle
+            # that only the cyclic GC frees (review 18).
+            res = None
     return await run_in_threadpool(call, ctl, sl, name, body)
 
 
