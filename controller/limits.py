@@ -82,17 +82,16 @@ CALLS_IN_FLIGHT = 2
 CHANGES_IN_FLIGHT = 16
 # A batch queues its changes in a window that slides (api.call_batch). A
 # change of one table entry (rmp.ENTRY_CHANGES: a filter written, updated or
-# removed by ID, ~0.1 ms of the executor) weighs 1, any other change
+# removed, ~0.1 ms of the executor) weighs 1, any other change
 # ENTRY_CHANGES_PER_CHANGE. Alone, the window holds what the host's single
-# calls may have in flight (16 changes, or 128 filter changes: large groups
-# for a program loading thousands of filters, as fast as with 256, and a
-# change of a slice that calls now and then waits behind ~10 ms of them:
-# ~20 ms with 256). While another slice host
-# calls, it holds 4 filter changes, or one other change: the other host's
-# change waits behind a millisecond of the batch's, and the batch's host
-# cannot take the controller's CPU from it (make bench, another slice's
-# read_stats p99 under a batch flood against idle: 7.5x with 32, 2.9-5.2x
-# with 8, 3.7-3.8x with 4).
+# calls may have in flight: 16 changes, or 128 filter changes (large groups
+# for a program loading thousands of filters, as fast as with 256, while a
+# slice that changes something now and then waits behind ~10 ms of them,
+# ~20 ms with 256). While another slice host calls, it holds 4 filter
+# changes, or one other change: the other host's change waits behind a
+# millisecond of the batch's, and the batch's host cannot take the
+# controller's CPU from it (make bench, another slice's read_stats p99 under
+# a batch flood against idle: 7.5x with 32, 2.9-5.2x with 8, 3.7-4.2x with 4).
 ENTRY_CHANGES_PER_CHANGE = 8
 BATCH_WINDOW = CHANGES_IN_FLIGHT * ENTRY_CHANGES_PER_CHANGE
 BATCH_WINDOW_SHARED = 4

@@ -40,10 +40,9 @@ CHANGES = frozenset({
     "alloc_udp_tunnel", "free_udp_tunnel", "alloc_endpoint", "free_endpoint", "write_fltr",
     "update_result", "rem_fltr_byfid", "rem_fltr_bykey", "bind_queue", "set_queue_params",
     "clear_stats", "mem_write", "create_periodic", "delete_periodic", "set_callback"})
-#: changes of one table entry, found by its primary key: a small fixed cost
-#: (a batch may queue more of them at once, api.call_batch); rem_fltr_bykey
-#: is not one, it searches the fastpath's filters
-ENTRY_CHANGES = frozenset({"write_fltr", "update_result", "rem_fltr_byfid"})
+#: changes of one table entry, found by its key in the database: a small
+#: fixed cost (a batch may queue more of them at once, api.call_batch)
+ENTRY_CHANGES = frozenset({"write_fltr", "update_result", "rem_fltr_byfid", "rem_fltr_bykey"})
 PROTOCOLS = {"udp": 17, "tcp": 6}
 
 # read_stats flags (one byte, as in the SPP): which of the four counters.
