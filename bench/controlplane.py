@@ -442,7 +442,7 @@ def run(n_filters: int = 2000, n_lat: int = 500, log=print) -> dict:
             res["fairness"] = {"idle": pct(idle), "flood": pct(busy),
                                "p99_ratio": pct(busy)["p99_ms"] / pct(idle)["p99_ms"],
                                "flood_calls_per_s": box["rate"], "flood_errors": box["errors"]}
-            # The same, a flooding with batches (4 programs, 500 filters a batch).
+            # The same under a flood of batches (4 programs, 500 filters a batch).
             until = time.time() + 0.5 + flood_s
             fa2 = fastpath("a", 2000)
             jobs = [job("a", "batch_flood", fa2, range(1 + 500 * i, 501 + 500 * i), until=until)
