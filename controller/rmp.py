@@ -88,15 +88,21 @@ def _ip(v) -> int:
     return int.from_bytes(socket.inet_aton(v), "big") if isinstance(v, str) else int(v)
 
 
+def lookup_key(lookup_type: int, key: dict) -> dict:
+    """The key a lookup of this type matches with. A substrate-only lookup
+    (type 1, a packet the slice sent back) carries no meta-interface, source
+    address or protocol: filter.p4 looks them up as 0, whatever the caller
+    puts in ``key``."""
+    if lookup_type == pl.LOOKUP_SUBSTRATE:
+        return {**key, "meta_if": 0, "src_addr": 0, "protocol": 0}
+    return key
+
+
 def filter_matches(data: dict, lookup_type: int, key: dict) -> bool:
-    """Would a packet with ``key`` hit this filter (the data plane's rule)?
-    A substrate-only lookup (type 1, a packet the slice sent back) carries no
-    meta-interface, source address or protocol: filter.p4 looks them up as 0,
-    whatever the caller puts in ``key``."""
+    """Would a packet with ``key`` hit this filter (the data plane's rule)?"""
     if data["type"] != lookup_type:
         return False
-    if lookup_type == pl.LOOKUP_SUBSTRATE:
-        key = {**key, "meta_if": 0, "src_addr": 0, "protocol": 0}
+    key = lookup_key(lookup_type, key)
     for f in pl.FILTER_KEY_FIELDS:
         m = _ip(data["mask"].get(f, 0))
         if (_ip(key.get(f, 0)) & m) != (_ip(data["key"].get(f, 0)) & m):
@@ -173,12 +179,16 @@ class Rmp:
             raise SppError("ENOENT", f"no fastpath {fpid}")
         return fp
 
-    def still_own(self, sl: dict, fp: dict):
-        """After reading a fastpath's partition on a switch: was it this
-        fastpath's all along? (Fastpath row IDs are never reused, so if the row
-        is still there it was there throughout.)"""
+    def read_cells(self, sl: dict, fp: dict, read):
+        """``read()`` of the fastpath's cells on its NPE (counters, SRAM, queue
+        lengths), not overlapped by a group freeing it (executor.read_cells),
+        then checked: was the partition this fastpath's all along? (Fastpath
+        row IDs are never reused, so if the row is still there it was there
+        throughout.)"""
+        out = self.executors[sl["node"]].read_cells(fp["id"], read)
         if self.db(sl).one("SELECT 1 FROM fastpaths WHERE id = ?", fp["id"]) is None:
             raise SppError("ENOENT", f"no fastpath {fp['local_id']}")
+        return out
 
     def meta_if(self, sl: dict, fp: dict, mi: int) -> dict:
         row = self.db(sl).one("SELECT * FROM meta_ifs WHERE fastpath_id = ? AND mi = ?",
@@ -543,8 +553,7 @@ class Rmp:
         meanwhile: for each mask the filters use, the key under that mask
         looked up in the filters_bykey index; with more than MAX_LOOKUP_MASKS
         masks, one scan of the filters, each matched in SQL."""
-        if lookup_type == pl.LOOKUP_SUBSTRATE:
-            key = {**key, "meta_if": 0, "src_addr": 0, "protocol": 0}
+        key = lookup_key(lookup_type, key)
         db = self.db(sl)
         masks = db.q("SELECT DISTINCT json_extract(data, '$.mask') AS mask FROM filters "
                      "INDEXED BY filters_bykey WHERE fastpath_id = ? "
@@ -696,9 +705,8 @@ class Rmp:
         with self.db(sl).read():
             fp = self.fastpath(sl, fpid)
             self._queue(sl, fp, qid)
-        n = self.executors[sl["node"]].read_cells(fp["id"], lambda: self.scds[
-            fp["npe"]].register_read(pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0])
-        self.still_own(sl, fp)
+        n = self.read_cells(sl, fp, lambda: self.scds[fp["npe"]].register_read(
+            pl.Npe.QUEUE_LEN, fp["queue_base"] + qid, 1)[0])
         return {"qid": qid, "length": n}
 
     # ---- stats ----
@@ -714,9 +722,8 @@ class Rmp:
         fp = self.fastpath(sl, fpid)
         g = self._stats_index(fp, index)
         scd = self.scds[fp["npe"]]
-        pre, post = self.executors[sl["node"]].read_cells(fp["id"], lambda: (
+        pre, post = self.read_cells(sl, fp, lambda: (
             scd.read_counter(pl.Npe.STATS_PRE, g), scd.read_counter(pl.Npe.STATS_POST, g)))
-        self.still_own(sl, fp)
         return {"index": index, **stats_view(flags, pre, post)}
 
     def clear_stats(self, sl, fpid, index):
@@ -753,7 +760,5 @@ class Rmp:
         self._mem_range(fp, offset, count)
         if count == 0:
             return []
-        out = self.executors[sl["node"]].read_cells(fp["id"], lambda: self.scds[
-            fp["npe"]].register_read(pl.Npe.SRAM, fp["sram_base"] + offset, count))
-        self.still_own(sl, fp)
-        return out
+        return self.read_cells(sl, fp, lambda: self.scds[fp["npe"]].register_read(
+            pl.Npe.SRAM, fp["sram_base"] + offset, count))
