@@ -482,7 +482,8 @@ class Rmp:
                                      f"{fp['n_stats'] - 1}")
         if result["action"] != "forward":
             return
-        self.meta_if(sl, fp, result["meta_if"])
+        mrow = self.meta_if(sl, fp, result["meta_if"])
+        self.srm.check_next_hop(self.node(sl), mrow["ifn"], result["nh_addr"])
         if result["queue"] >= fp["n_queues"]:
             raise SppError("ERANGE", f"queue {result['queue']} outside 0..{fp['n_queues'] - 1}")
         q = self.db(sl).one("SELECT mi FROM queues WHERE fastpath_id = ? AND qid = ?",

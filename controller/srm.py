@@ -11,6 +11,7 @@ a switch.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -138,6 +139,14 @@ class Srm:
         self.capacity = {npe.name: NpeCapacity.of(npe_pipeline, npe)
                          for node in testbed.nodes for npe in node.npes}
         self.lc_capacity = LcCapacity.of(lc_pipeline)
+        # Per node: its own addresses, and its LC routes, longest prefix first
+        # (check_next_hop).
+        self._links = {node.name: (
+            {i.addr for i in node.interfaces} | {n.addr for n in node.npes}
+            | ({node.gpe_gateway} if node.gpe_gateway else set()),
+            [(int(r.network.network_address), int(r.network.netmask), r.lc_port)
+             for r in sorted(node.routes, key=lambda r: -r.network.prefixlen)])
+            for node in testbed.nodes}
         for npe in (n for node in testbed.nodes for n in node.npes):
             if npe.pps > 0:
                 log.info("%s: %d packets/s for %d kb/s of fastpaths; the LC polices each "
@@ -208,6 +217,27 @@ class Srm:
             raise SppError("EQUOTA", f"slice {slice_['name']} may reserve {share}% of interface "
                                      f"{ifn} ({allowed} kb/s); it has {mine} kb/s, "
                                      f"{more_kbps} kb/s asked")
+
+    def check_next_hop(self, node: Node, ifn: int, nh_addr: str):
+        """A forwarding filter's next hop must be on its meta-interface's own
+        link: the LC routes the packet by its outer destination (the next hop),
+        whatever interface the meta-interface is on. Elsewhere, traffic policed
+        at the slice's reservation on one interface would leave by another,
+        where other slices reserved the bandwidth, go to a slice host, or come
+        back into an NPE (a meta-interface of the node's own address). A
+        peering meta-interface always sends to its peer (its next hop is not
+        used)."""
+        iface = node.interface(ifn)
+        if iface.peering:
+            return
+        internal, routes = self._links[node.name]
+        addr = int(ipaddress.IPv4Address(nh_addr))
+        port = next((p for net, mask, p in routes if addr & mask == net), None)
+        if (port != iface.lc_port or nh_addr in internal
+                or self.stores[node.name].one("SELECT 1 FROM slices WHERE node = ? AND "
+                                              "data_addr = ?", node.name, nh_addr)):
+            raise SppError("EINVAL", f"next hop {nh_addr} is not on interface {ifn}'s link "
+                                     "(a meta-interface sends out its own interface only)")
 
     # ---- fastpath placement ----
     def place_fastpath(self, node: Node, req: dict, slice_: dict) -> dict:

@@ -22,7 +22,7 @@ from controller.conns import CONNECTIONS_PER_HOST, peer_limited
 from controller.errors import SppError as CtlError
 from controller.executor import PATIENCE, NodeExecutor
 from controller.store import Store
-from mininet_topo.livenode import END_HOST, IF1, LC_IF1_MAC
+from mininet_topo.livenode import END_HOST, GW, IF1, LC_IF1_MAC, NPE_ADDR, PEER2, SLICE_B
 from slices.client import Slice, SppError
 
 NH = "192.168.1.200"
@@ -224,6 +224,47 @@ def test_a_queue_cannot_carry_another_interfaces_rate(controller, slices, live_n
     a.rem_fltr_byfid(f, 1)
     a.bind_queue(f, y["mi"], [0])
     assert a.get_queue_params(f, 0)["mi"] == y["mi"]
+
+
+@needs_bmv2
+def test_a_meta_interface_sends_out_its_own_interface_only(controller, slices, live_node):
+    """The LC routes a forwarded packet by its next hop, whatever interface
+    its meta-interface is on. A slice with bandwidth reserved on interface 1
+    only wrote a filter forwarding through a meta-interface of interface 1
+    to the peer of interface 2: its packets left by the peering link (5 of
+    5), where it reserved nothing and others did. Other next hops off the
+    link reached a slice host, or came back into the NPE (the node's own
+    address). All are refused (EINVAL), by write_fltr and by update_result;
+    a next hop on the link is taken, and its packets leave by interface 1
+    (review 19, R19-1)."""
+    a, _ = slices
+    f = a.alloc_fastpath(bw=10_000, filters=8, queues=2, buffers=64, stats=4)["fpid"]
+    a.resrv_fpath_ifbw(f, ifn=1, bw=5_000)
+    z = a.alloc_udp_tunnel(f, ifn=1, bw=0)                  # where packets come in
+    x = a.alloc_udp_tunnel(f, ifn=1, bw=5_000)
+    a.bind_queue(f, x["mi"], [0])
+    key, mask = {"meta_if": z["mi"]}, {"meta_if": 0xFFFF}
+
+    def fwd(nh):
+        return {"action": "forward", "meta_if": x["mi"], "nh_addr": nh, "nh_port": 30000,
+                "queue": 0, "stats": 1}
+    off_link = (PEER2, IF1, NPE_ADDR, SLICE_B, GW, "10.77.0.1")
+    for nh in off_link:
+        with pytest.raises(SppError) as e:
+            a.write_fltr(f, 1, key=key, mask=mask, result=fwd(nh))
+        assert e.value.name == "EINVAL", nh
+    a.write_fltr(f, 1, key=key, mask=mask, result=fwd(NH))
+    for nh in off_link:
+        with pytest.raises(SppError) as e:
+            a.update_result(f, 1, fwd(nh))
+        assert e.value.name == "EINVAL", nh
+    assert a.get_fltr_byfid(f, 1)["result"]["nh_addr"] == NH
+    inner = IP(src="10.9.0.1", dst="10.1.2.3") / UDP(sport=1, dport=2) / Raw(b"s" * 100)
+    frame = bytes(Ether(dst=LC_IF1_MAC) / IP(src=END_HOST, dst=IF1)
+                  / UDP(sport=45000, dport=z["port"], chksum=0) / inner)
+    out = live_node.send_and_capture("ext0t", [frame] * 5, "ext0t", wait=0.5)
+    assert len([p for p in map(Ether, out) if IP in p and p[IP].src == IF1
+                and p[IP].dst == NH]) == 5
 
 
 @needs_bmv2
