@@ -10,7 +10,11 @@ a switch. ``peer_limited()`` is the HTTP protocol for ``uvicorn.Config(http=
 ...)`` that keeps at most ``CONNECTIONS_PER_HOST`` connections per
 peer address (more are reset at once) and closes a new connection that sends
 nothing within uvicorn's keep-alive timeout, as uvicorn does with an idle
-one after a request.
+one after a request. An answer is held in the controller's memory until its
+peer reads it, past any timeout of uvicorn's (a connection closed with an
+answer unsent waits for it to be sent): a connection whose peer has not
+read what is buffered for it within ``WRITE_STALL`` seconds is reset, and
+the answer dropped.
 """
 
 from __future__ import annotations
@@ -21,19 +25,30 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .limits import CONNECTIONS_PER_HOST
 
+#: seconds an answer may wait for its peer to read it (review 19: one
+#: slice host's 60 connections, each with a batch's 4 MiB answer it never
+#: read, held 274 MB of the controller until it closed them; 256 would hold
+#: over a gigabyte)
+WRITE_STALL = 10.0
+
 
 def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol,
-                 allowed: frozenset[str] | None = None) -> type:
+                 allowed: frozenset[str] | None = None,
+                 write_stall: float = WRITE_STALL) -> type:
     """An HTTP protocol class with its own count of connections per peer.
     ``allowed``: the only peers served at all; others are reset at once (the
     operator listener: a slice host that routes to its address through its
     management link reaches it, the host's kernel accepting for any of its
-    addresses, and would otherwise hold connections there)."""
+    addresses, and would otherwise hold connections there). A connection
+    whose transport stays paused (its peer does not read what is buffered
+    for it, down to the transport's low-water mark) for ``write_stall``
+    seconds is reset, and its buffer freed."""
     open_by_host: dict[str | None, int] = {}
 
     class PeerLimited(base):
         _host: str | None = None
         _counted = False
+        _stalled: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             peer = transport.get_extra_info("peername")
@@ -49,7 +64,21 @@ def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProt
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stalled is None:
+                self._stalled = self.loop.call_later(write_stall, self.transport.abort)
+
+        def resume_writing(self) -> None:
+            if self._stalled is not None:
+                self._stalled.cancel()
+                self._stalled = None
+            super().resume_writing()
+
         def connection_lost(self, exc: Exception | None) -> None:
+            if self._stalled is not None:
+                self._stalled.cancel()
+                self._stalled = None
             if not self._counted:
                 return
             self._counted = False

@@ -183,6 +183,63 @@ def test_one_host_cannot_hold_every_connection(limited_server):
             s.close()
 
 
+BIG = 4 << 20
+
+
+async def big_answer(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"x" * BIG})
+
+
+def test_an_answer_its_peer_does_not_read_is_not_kept():
+    """A slice host that asks for large answers (a batch's reads: 4 MiB) on
+    many connections and reads none of them: each answer stays in the
+    controller's memory until its peer reads it, past the keep-alive timeout
+    (60 such connections held 274 MB of `python -m controller` until the
+    host closed them; 256 are allowed). A connection whose peer has not
+    read its answer within the write-stall time is reset, and its answer
+    dropped; a peer that reads gets all of it (review 19, R19-2)."""
+    port = free_port()
+    protocol = peer_limited(write_stall=0.5)
+    server = uvicorn.Server(server_config(big_answer, "127.0.0.1", port, timeout_keep_alive=1,
+                                          http=protocol))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        stalled = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind((SLICE_A_MGMT, 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(request)
+            stalled.append(s)
+        time.sleep(0.3)
+        assert protocol.open_by_host.get(SLICE_A_MGMT) == 3     # answers pending
+        deadline = time.monotonic() + 5
+        while protocol.open_by_host.get(SLICE_A_MGMT) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert protocol.open_by_host.get(SLICE_A_MGMT) is None, "unread answers are kept"
+        with socket.create_connection(("127.0.0.1", port), source_address=(SLICE_B_MGMT, 0)) \
+                as s:
+            s.sendall(request)
+            got = b""
+            while len(got) < BIG:
+                chunk = s.recv(1 << 20)
+                assert chunk, "the answer of a peer that reads was cut"
+                got += chunk
+                time.sleep(0.05)                # a reader, if not a fast one
+        for s in stalled:
+            s.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 # ---- live switches --------------------------------------------------------
 
 @needs_bmv2
