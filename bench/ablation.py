@@ -39,9 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
     "full npe.p4": [],
     "- stats (pre and post counters)": [
-        ("npe.p4", "            if (meta.result != RESULT_NONE) {\n"
-                   "                stats.apply(meta);\n"
-                   "            }\n", ""),
+        ("include/control/encap.p4", "            stats.apply(meta);\n", ""),
         ("include/control/encap.p4", "        stats_pre.count(meta.stats_global);\n", ""),
         ("npe.p4", "        } else {\n            stats.apply(meta);\n        }", "        }")],
     "- meters (queue and fastpath)": [

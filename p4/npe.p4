@@ -21,8 +21,12 @@
  * and each key field costs it more than a wider one), and p4c makes a table
  * of every statement run outside a table's action. So the work rides on the
  * lookups that must happen anyway (their actions), each lookup has one key
- * field, and the control flow between them is conditions only. A forwarded
- * packet walks 4 ingress tables (one without a key) and 2 egress ones
+ * field, and the control flow between them is conditions only. A check
+ * that follows from one lookup's result (a stats or queue index outside the
+ * partition, a meter's colour, not a tunnel) is an expression in that
+ * lookup's action where it can be: BMv2 spends on each condition a packet
+ * walks about what it spends on a primitive. A forwarded packet walks 4
+ * ingress tables (one without a key), 7 conditions, and 2 egress tables
  * (docs/npe.md, "What the stages cost").
  */
 #include <core.p4>
@@ -41,8 +45,9 @@
 control NpeIngress(inout npe_headers_t hdr, inout npe_metadata_t meta,
                    inout standard_metadata_t std_meta) {
     counter(NPE_DROP_REASONS, CounterType.packets) drops;
-    // Stats before the queue (stats.p4): counted by StatsIngress, and by
-    // Encap for a packet it forwards (with the meters, in one action).
+    // Stats before the queue (stats.p4): counted by Encap, with the meters
+    // (one action) for a packet it forwards, by StatsIngress for any other
+    // filter hit.
     counter(NPE_STATS_SIZE, CounterType.packets_and_bytes) stats_pre;
     // The fastpaths' SRAM (mem_write/mem_read), one partition per fastpath.
     // Only the control plane touches it (BMv2 Thrift register API).
@@ -50,25 +55,15 @@ control NpeIngress(inout npe_headers_t hdr, inout npe_metadata_t meta,
 
     Tunnel() tunnel;
     Filter() filter;
-    StatsIngress(stats_pre) stats;
     Encap(stats_pre) encap;
     Route(NPE_DROP_LOCAL, NPE_DROP_NO_ROUTE) route;
 
     apply {
-        if (hdr.udp.isValid()) {
-            tunnel.apply(hdr, meta, std_meta);
-        } else {
-            meta.drop_reason = NPE_DROP_NOT_TUNNEL;
-        }
+        tunnel.apply(hdr, meta, std_meta);
         if (meta.drop_reason == NO_DROP && meta.reason == REASON_NONE) {
             filter.apply(hdr, meta);
-            if (meta.result != RESULT_NONE) {
-                stats.apply(meta);
-            }
         }
-        if (meta.drop_reason == NO_DROP) {
-            encap.apply(hdr, meta);
-        }
+        encap.apply(hdr, meta);
         if (meta.drop_reason == NO_DROP) {
             route.apply(hdr.ipv4.dst_addr, hdr.ethernet, std_meta, meta.drop_reason);
         }

@@ -8,8 +8,11 @@
  * meta-interface's endpoint into each filter that forwards to it), so
  * forwarding walks no table here: `to_meta_if` is called on its own (p4c
  * makes it a table without a key, which BMv2 walks cheaply), and it also
- * counts the packet (stats_pre, StatsIngress leaves it to this action), so
- * that a forwarded packet walks one such table, not two.
+ * counts the packet (stats_pre; StatsIngress, applied here to every other
+ * packet, counts the other filter hits), so that a forwarded packet walks
+ * one such table, not two. The actions that run a meter also set the drop
+ * reason its colour calls for where one expression can (to_slice); the
+ * forwarding branch tests both colours in one condition.
  *
  * The two meters a packet passes on its way out run in the same actions:
  *   - queue_rate: the queue's rate, its share of the reserved meta-interface
@@ -61,6 +64,8 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_
     action to_slice(fastpath_id_t local_id, ipv4_addr_t slice_addr, l4_port_t ld_port,
                     l4_port_t exc_port, ipv4_addr_t npe_addr, l4_port_t ret_port) {
         fastpath_rate.execute_meter((index_t)meta.fastpath, meta.fastpath_color);
+        meta.drop_reason = meta.fastpath_color == V1MODEL_METER_COLOR_RED
+                           ? NPE_DROP_FASTPATH_RATE : NO_DROP;
         hdr.metanet_out.setValid();
         hdr.metanet_out.magic = METANET_MAGIC;
         hdr.metanet_out.kind = meta.reason == REASON_NONE ? METANET_LOCAL_DELIVERY
@@ -86,6 +91,8 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_
         meta.drop_reason = NPE_DROP_NO_ENDPOINT;
     }
 
+    StatsIngress(stats_pre) stats;
+
     table fastpath {
         key = {
             meta.fastpath: exact @name("fastpath");
@@ -99,28 +106,26 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_
     }
 
     apply {
-        if (meta.result == RESULT_FORWARD && meta.reason == REASON_NONE) {
-            if (meta.queue_global - meta.queue_base >= meta.queue_count) {
-                meta.drop_reason = NPE_DROP_BAD_QUEUE;
+        if (meta.result == RESULT_FORWARD && meta.reason == REASON_NONE
+                && meta.drop_reason == NO_DROP) {
+            if (meta.stats_count != 0) {
+                to_meta_if_counted();
             } else {
-                if (meta.stats_count != 0) {
-                    to_meta_if_counted();
-                } else {
-                    to_meta_if();
-                }
-                if (meta.queue_color == V1MODEL_METER_COLOR_RED) {
-                    meta.drop_reason = NPE_DROP_METER;
-                } else if (meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
-                    meta.drop_reason = NPE_DROP_FASTPATH_RATE;
-                } else if (meta.from_slice == 1) {
-                    strip_slice_headers();
-                }
+                to_meta_if();
+            }
+            if (meta.queue_color == V1MODEL_METER_COLOR_RED
+                    || meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
+                meta.drop_reason = meta.queue_color == V1MODEL_METER_COLOR_RED
+                                   ? NPE_DROP_METER : NPE_DROP_FASTPATH_RATE;
+            } else if (meta.from_slice == 1) {
+                strip_slice_headers();
             }
         } else {
-            fastpath.apply();
-            if (meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
-                meta.drop_reason = NPE_DROP_FASTPATH_RATE;
-            } else if (meta.from_slice == 1) {
+            stats.apply(meta);
+            if (meta.drop_reason == NO_DROP) {
+                fastpath.apply();
+            }
+            if (meta.drop_reason == NO_DROP && meta.from_slice == 1) {
                 // The slice's own meta-net header and key are replaced; one
                 // that arrived on a meta-interface is part of the
                 // (malformed) datagram and stays.

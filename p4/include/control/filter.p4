@@ -15,8 +15,9 @@
  * the six SPP fields are one word (filter_key_t, define.p4).
  *
  * The actions do the work that follows from the result, so that BMv2 walks
- * no further table for it: the global stats and queue indices (checked
- * against the partition by StatsIngress and Encap) and, when forwarding,
+ * no further table for it: the global stats and queue indices and their
+ * check against the partition (an index outside it: drop_reason bad_stats
+ * or bad_queue, one expression each instead of a condition) and, when forwarding,
  * the IPv4 code option's TTL and checksum, and the outer header of the
  * output meta-interface's tunnel. That header (the meta-interface's
  * endpoint, and its peer for a peering interface) is in the filter's entry:
@@ -28,6 +29,11 @@
 #define __SPP_FILTER__
 
 #include "ipv4_option.p4"
+
+// A filter's (local) stats index outside its fastpath's partition (a
+// fastpath without stats has none and uses none). A bool expression.
+#define STATS_OUTSIDE(meta, stats) \
+    ((meta).stats_count != 0 && (index_t)(stats) >= (meta).stats_count)
 
 control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
 
@@ -48,18 +54,25 @@ control Filter(inout npe_headers_t hdr, inout npe_metadata_t meta) {
         hdr.ipv4.ttl = DEFAULT_TTL;
         hdr.udp.checksum = 0;
         IPV4_FORWARD(hdr.inner_ipv4, meta.reason, sum);
+        // Bad stats wins over a bad queue; a datagram whose TTL expires is
+        // not queued, so its queue index is not checked (p4c would split a
+        // nested ?: into temporaries, a primitive each: two assignments).
+        meta.drop_reason = meta.reason == REASON_NONE && (index_t)queue >= meta.queue_count
+                           ? NPE_DROP_BAD_QUEUE : NO_DROP;
+        meta.drop_reason = STATS_OUTSIDE(meta, stats) ? NPE_DROP_BAD_STATS : meta.drop_reason;
     }
 
     action local(bit<16> stats) {
         meta.result = RESULT_LOCAL;
         meta.stats_global = meta.stats_base + (index_t)stats;
+        meta.drop_reason = STATS_OUTSIDE(meta, stats) ? NPE_DROP_BAD_STATS : NO_DROP;
     }
 
     // Counted (StatsIngress) before it goes.
     action discard(bit<16> stats) {
         meta.result = RESULT_DROP;
         meta.stats_global = meta.stats_base + (index_t)stats;
-        meta.drop_reason = NPE_DROP_FILTER;
+        meta.drop_reason = STATS_OUTSIDE(meta, stats) ? NPE_DROP_BAD_STATS : NPE_DROP_FILTER;
     }
 
     // No filter: an exception for the slice; from the slice itself, dropped.

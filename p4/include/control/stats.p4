@@ -12,19 +12,17 @@
 #ifndef __SPP_STATS__
 #define __SPP_STATS__
 
-// Applied to every filter hit, whatever the result: "how many packets hit
-// this filter". A packet forwarded into its queue is counted by Encap's
-// action, with its meters (one table walked instead of two, docs/npe.md);
-// every other hit here. stats_pre is npe.p4's, shared with Encap.
+// "How many packets hit this filter": a packet forwarded into its queue is
+// counted by Encap's action, with its meters (one table walked instead of
+// two, docs/npe.md); Encap applies this to every other packet, which counts
+// a filter hit (local, discard, TTL expired, bad queue) unless its stats
+// index was outside the partition (the filter's action checked it).
+// stats_pre is npe.p4's, shared with Encap.
 control StatsIngress(inout npe_metadata_t meta)(counter stats_pre) {
     apply {
-        if (meta.stats_count != 0) {
-            if (meta.stats_global - meta.stats_base >= meta.stats_count) {
-                meta.drop_reason = NPE_DROP_BAD_STATS;
-            } else if (meta.result != RESULT_FORWARD || meta.reason != REASON_NONE
-                       || meta.queue_global - meta.queue_base >= meta.queue_count) {
-                stats_pre.count(meta.stats_global);
-            }
+        if (meta.result != RESULT_NONE && meta.stats_count != 0
+                && meta.drop_reason != NPE_DROP_BAD_STATS) {
+            stats_pre.count(meta.stats_global);
         }
     }
 }

@@ -80,8 +80,12 @@ control Tunnel(inout npe_headers_t hdr, inout npe_metadata_t meta,
                ? NPE_DROP_BAD_SLICE_PACKET : NO_DROP));
     }
 
+    // Also what a frame that is not a tunnel packet gets: the parser sets
+    // the endpoint only from an outer UDP header, so such a frame looks up
+    // endpoint 0, which no entry has (an address and port of the node's).
+    // Deciding it here spares every tunnel packet a condition.
     action unknown_tunnel() {
-        meta.drop_reason = NPE_DROP_UNKNOWN_TUNNEL;
+        meta.drop_reason = hdr.udp.isValid() ? NPE_DROP_UNKNOWN_TUNNEL : NPE_DROP_NOT_TUNNEL;
     }
 
     table tunnel {
