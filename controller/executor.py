@@ -295,28 +295,32 @@ class NodeExecutor:
 
     def _apply(self, changes: list[Change]):
         """Every switch's part of the group, the switches in parallel: per
-        switch, partitions zeroed, then one batched write, then registers."""
+        switch, one batched write, then its registers in the group's order
+        (fresh partitions zeroed, words written)."""
         work: dict[str, dict] = {}
         for c in changes:
             for sw, ups in c.updates.items():
-                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["ups"].extend(ups)
+                work.setdefault(sw, {"ups": [], "regs": []})["ups"].extend(ups)
+            # In the group's order: a partition freed and given to another
+            # slice's fastpath in the same group is zeroed after the words
+            # its old owner wrote there, not before (review 19, R19-3).
             for sw, reg, start, count in c.fills:
-                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["fills"].append(
-                    (reg, start, count))
+                work.setdefault(sw, {"ups": [], "regs": []})["regs"].append(
+                    (reg, range(start, start + count)))
             for sw, reg, cells, _ in c.registers:
-                work.setdefault(sw, {"fills": [], "ups": [], "regs": []})["regs"].append(
-                    (reg, cells))
+                work.setdefault(sw, {"ups": [], "regs": []})["regs"].append((reg, cells))
 
         def run(scd, w):
-            for reg, start, count in w["fills"]:
-                scd.register_fill(reg, start, count)
             scd.write(w["ups"])
             for reg, cells in w["regs"]:
-                scd.register_write(reg, cells)
+                if isinstance(cells, range):            # a fresh partition
+                    scd.register_fill(reg, cells.start, len(cells))
+                else:
+                    scd.register_write(reg, cells)
         futures, error = {}, None
         for sw, w in work.items():
             scd = self.scds[sw]
-            if not w["fills"] and not w["regs"]:
+            if not w["regs"]:
                 # Table updates only (the common case): sent from here, and
                 # awaited without a thread hop.
                 try:

@@ -566,6 +566,45 @@ def test_a_read_never_sees_cells_given_to_another_slice_in_the_same_group(contro
     assert b.mem_read(1, 0, 16) == [0xB] * 16
 
 
+@needs_bmv2
+def test_a_partition_given_away_in_a_group_starts_clean(controller, slices):
+    """Slice b writes its fastpath's SRAM and frees the fastpath (one batch),
+    and slice a's alloc_fastpath lands in the same group, getting the freed
+    partition. The group zeroed every fresh partition before any register
+    write, so b's words were written over a's zeroed SRAM: a read b's last
+    words, and its "clean" SRAM held what b put there (review 19, R19-3).
+    Registers are now written in the group's order."""
+    a, b = slices
+    ctl = controller.ctl
+    (ex,) = ctl.executors.values()
+    fb = b.alloc_fastpath(bw=1000, filters=1, queues=1, buffers=1, stats=1, sram=16)["fpid"]
+    held = threading.Event()
+    hold = ex.submit(lambda ch: (held.set(), time.sleep(1.0)))     # the next group waits
+    assert held.wait(5)
+    out = {}
+
+    def queued(n):
+        deadline = time.monotonic() + 5
+        while ex._q.qsize() < n:
+            assert time.monotonic() < deadline, "the calls were not queued"
+            time.sleep(0.01)
+    tb = threading.Thread(target=lambda: out.setdefault("b", b.batch([
+        ("mem_write", {"fpid": fb, "offset": 0, "values": [0xBAD] * 16}),
+        ("free_fastpath", {"fpid": fb})])))
+    tb.start()
+    queued(2)
+    ta = threading.Thread(target=lambda: out.setdefault("a", a.alloc_fastpath(
+        bw=1000, filters=1, queues=1, buffers=1, stats=1, sram=16)))
+    ta.start()
+    queued(3)
+    hold.result(5)
+    tb.join(10)
+    ta.join(10)
+    assert out["b"] == [None, None]
+    assert ctl.store.one("SELECT sram_base FROM fastpaths")["sram_base"] == 0   # b's partition
+    assert a.mem_read(out["a"]["fpid"], 0, 16) == [0] * 16
+
+
 def test_a_read_overlapped_by_a_group_freeing_its_fastpath_is_done_again(tmp_path):
     """The other half of the test above: a group freeing fastpath 7 starts
     while a read of its cells is in progress. That read may have seen the
