@@ -48,6 +48,13 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_
         to_meta_if();
     }
 
+    // Red at the queue's meter or else at the fastpath's. An action: p4c
+    // turns a ?: outside one into conditions and a temporary.
+    action over_rate() {
+        meta.drop_reason = meta.queue_color == V1MODEL_METER_COLOR_RED
+                           ? NPE_DROP_METER : NPE_DROP_FASTPATH_RATE;
+    }
+
     // A packet from the slice loses its meta-net header and key (meta.strip
     // bytes) on its way to a meta-interface.
     action strip_slice_headers() {
@@ -115,8 +122,7 @@ control Encap(inout npe_headers_t hdr, inout npe_metadata_t meta)(counter stats_
             }
             if (meta.queue_color == V1MODEL_METER_COLOR_RED
                     || meta.fastpath_color == V1MODEL_METER_COLOR_RED) {
-                meta.drop_reason = meta.queue_color == V1MODEL_METER_COLOR_RED
-                                   ? NPE_DROP_METER : NPE_DROP_FASTPATH_RATE;
+                over_rate();
             } else if (meta.from_slice == 1) {
                 strip_slice_headers();
             }
