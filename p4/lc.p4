@@ -36,12 +36,15 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
     apply {
         meta.drop_reason = NO_DROP;
         meta.nat_addr = 0;
-        if (hdr.arp.isValid()) {
+        // Every frame, ARP and non-IPv4 too: a slice host's port is policed
+        // before anything else is done for it.
+        guard.apply(hdr, meta, std_meta);
+        if (meta.drop_reason != NO_DROP) {
+        } else if (hdr.arp.isValid()) {
             arp.apply(hdr, meta, std_meta);
         } else if (!hdr.ipv4.isValid()) {
             meta.drop_reason = LC_DROP_NOT_IPV4;
         } else {
-            guard.apply(hdr, meta, std_meta);
             bit<1> to_npe = 0;
             if (meta.drop_reason == NO_DROP) {
                 demux.apply(hdr, meta, std_meta, to_npe);

@@ -298,3 +298,31 @@ class HostPolicing(LcTest):
         self.assertEqual([port for port, _ in got], [SLICE_A] * 10)
         self.assertEqual(self.drop_count("host_rate"), 7)
         self.assertEqual(self.drop_count("spoofed"), 0)
+
+
+class HostPolicingAllFrames(LcTest):
+    """A slice host's ARP and non-IPv4 frames are policed by its port's
+    meters too: they cost the LC as much as any packet, and a flood of them
+    went past the meters (review 19, R19-4). Within the burst an ARP request
+    is answered; past it, dropped (`host_rate`), and a non-IPv4 frame is
+    counted `host_rate` there rather than `not_ipv4`. ARP from an end host's
+    port has no meter."""
+
+    def runTest(self):
+        self.sw.set_meter(Lc.HOST_PACKETS, SLICE_A, rate=1, burst=4)     # packets/s, packets
+        req = Ether(src=SLICE_A_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(
+            op=1, hwsrc=SLICE_A_MAC, psrc=SLICE_A_ADDR, pdst=GW)
+        self.send(SLICE_A, req, count=6)
+        got = self.receive_all()
+        self.assertEqual([(port, Ether(p)[ARP].op) for port, p in got], [(SLICE_A, 2)] * 4)
+        self.assertEqual(self.drop_count("host_rate"), 2)
+        self.send(SLICE_A, Ether(src=SLICE_A_MAC, dst=LC_MAC, type=0x86DD) / Raw(b"6" * 46),
+                  count=3)
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("host_rate"), 5)
+        self.assertEqual(self.drop_count("not_ipv4"), 0)
+        # An end host's port: no meter, every request answered.
+        self.send(EXT, Ether(src=HOST_MAC, dst="ff:ff:ff:ff:ff:ff")
+                  / ARP(op=1, hwsrc=HOST_MAC, psrc=HOST, pdst=IF1), count=6)
+        self.assertEqual([port for port, _ in self.receive_all()], [EXT] * 6)
+        self.assertEqual(self.drop_count("host_rate"), 5)

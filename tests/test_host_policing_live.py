@@ -15,11 +15,11 @@ import json
 
 from conftest import SLICE_A_MGMT, SLICE_B_MGMT, monitor_until_back, needs_bmv2
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from controller import pipeline as pl
-from mininet_topo.livenode import END_HOST, GPE_MAC, NPE_ADDR, SLICE_A, SLICE_B
+from mininet_topo.livenode import END_HOST, GPE_MAC, GW, NPE_ADDR, SLICE_A, SLICE_B
 
 pytestmark = needs_bmv2
 
@@ -123,6 +123,25 @@ def test_a_slice_hosts_byte_flood_is_held_to_its_quota(controller, live_node):
     got = [p for p in out["got"] if p[IP].src == SLICE_B]
     assert 0 < len(got) <= bound, (len(got), bound, out["took"])
     assert len(got) + dropped <= n and dropped >= n // 2, (len(got), dropped)
+
+
+def test_a_slice_hosts_arp_and_non_ipv4_floods_are_held_to_its_quota(controller, live_node):
+    """ARP requests and non-IPv4 frames cost the LC as much as any packet;
+    they went past the host meters (review 19, R19-4: 400 of 400 non-IPv4
+    frames processed, counted `not_ipv4`, with host_pps 50). Now slice A's
+    are held to its host_pps like its IPv4 packets: the LC answers or
+    drops as many as the quota lets through, the rest is `host_rate`."""
+    quota_slices(controller, live_node)
+    mac = live_node.slice_macs["A"]
+    arp = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=mac)
+                / ARP(op=1, hwsrc=mac, psrc=SLICE_A, pdst=GW))
+    other = bytes(Ether(src=mac, dst=GPE_MAC, type=0x86DD) / Raw(b"6" * 46))
+    n = 400
+    before = {r: lc_drops(controller, r) for r in ("host_rate", "not_ipv4", "arp")}
+    out = flood(live_node, "sliceA", [arp, other], 1_000, repeat=n // 2)
+    seen = {r: lc_drops(controller, r) - before[r] for r in before}
+    bound = 1.2 * (max(8, A_PPS // 10) + A_PPS * (out["took"] + 0.5))
+    assert seen["host_rate"] >= n - bound and seen["not_ipv4"] <= bound / 2, (seen, bound)
 
 
 def test_the_host_meters_come_back_when_the_lc_restarts(controller, live_node):

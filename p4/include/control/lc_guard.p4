@@ -25,7 +25,10 @@
  * links it may take; host_packets: what it may cost the switches, the NPE
  * included), set from the slice's quota (host_kbps, host_pps). Over either,
  * the packet is dropped and counted (`host_rate`) before any other lookup.
- * The meters run in slice_port's action: no lookup of their own.
+ * The meters run in slice_port's action: no lookup of their own. The guard
+ * sees every frame, ARP and non-IPv4 ones too (they cost the LC as much as
+ * any other: unpoliced, a slice host's flood of them took the LC's packets
+ * from everyone); the address checks are for IPv4 packets.
  *
  * The NPE keys a slice's return tunnel on the slice host's address and the
  * NAT keys endpoints on it: together these make the return path the slice's
@@ -102,15 +105,17 @@ control SourceGuard(in lc_headers_t hdr, inout lc_metadata_t meta,
             if (host_bytes_color == V1MODEL_METER_COLOR_RED
                     || host_packets_color == V1MODEL_METER_COLOR_RED) {
                 meta.drop_reason = LC_DROP_HOST_RATE;
-            } else if (hdr.ipv4.src_addr != meta.guard_addr) {
+            } else if (hdr.ipv4.isValid() && hdr.ipv4.src_addr != meta.guard_addr) {
                 meta.drop_reason = LC_DROP_SPOOFED;
             }
+        } else if (!hdr.ipv4.isValid()) {
+            return;
         } else if (src_owner.apply().hit) {
             if (std_meta.ingress_port != owner) {
                 meta.drop_reason = LC_DROP_SPOOFED;
             }
         }
-        if (meta.drop_reason == NO_DROP && npe_addr.apply().hit) {
+        if (meta.drop_reason == NO_DROP && hdr.ipv4.isValid() && npe_addr.apply().hit) {
             if (from_slice_host == 1) {
                 meta.stamp = 1;
             } else {
