@@ -28,9 +28,25 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+#: the file system of a slice host's directory of the run directory (sppnet.slice_dir)
+SLICE_DIR_FS = "spp-slice"
+
+
+def unmount_slice_dirs(under: Path):
+    """Unmount the slice host directories (SLICE_DIR_FS) at or under ``under``."""
+    under = str(Path(under).resolve())
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        target = target.encode().decode("unicode_escape")      # \040 in names
+        if source == SLICE_DIR_FS and (target == under or target.startswith(under + "/")):
+            subprocess.run(["umount", "-l", target], capture_output=True)
+
+
 def cleanup_run_dir(run_dir: Path) -> int:
-    """Kill the live processes recorded under run_dir/pids; returns how many."""
+    """Kill the live processes recorded under run_dir/pids, and unmount its
+    slice host directories; returns how many processes."""
     killed = 0
+    unmount_slice_dirs(run_dir)
     pids = Path(run_dir) / "pids"
     if not pids.is_dir():
         return 0

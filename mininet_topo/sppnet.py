@@ -27,6 +27,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import httpx
 
 from .bmv2 import Bmv2Error, find_bmv2
 from .capacity import link_notes
+from .cleanup import unmount_slice_dirs
 from .netns import terminate
 from .overlay import Tunnel, kernel_features, tunnel_mode
 from .picture import OPERATOR_PORT, write_picture
@@ -99,6 +101,42 @@ def preflight():
             raise SppNetError(f"{tool} not found: apt-get install socat bridge-utils iproute2")
 
 
+#: what a slice host may keep in its /var/run/spp: its directory of the run
+#: directory is a file system of its own, of this size. On the run
+#: directory's disk (the controller's databases' too), one slice host filled
+#: it at 530 MB/s (review 19, R19-5): every slice's changes would then fail.
+SLICE_DIR_BYTES = 16 << 20
+
+
+#: what a program the testbed starts in a host (slice programs, end hosts'
+#: socat) may write into its log in the run directory. A host is root over
+#: its programs: it wrote 20 MB into a slow path's log (/proc/<pid>/fd/1) in
+#: 14 ms, on the disk of the controller's databases (R19-5).
+LOG_BYTES = 16 << 20
+
+
+def log_capped(src, path: Path, cap: int):
+    """Copy a program's output into its log, its first ``cap`` bytes; the rest
+    is read and dropped, so the program never blocks on its output."""
+    with src, open(path, "wb", buffering=0) as out:
+        left = cap
+        while chunk := src.read1(1 << 16):
+            if left > 0:
+                out.write(chunk[:left])
+                left -= len(chunk)
+
+
+def slice_dir(d: Path):
+    """A slice host's directory of the run directory (its /var/run/spp): a
+    tmpfs of SLICE_DIR_BYTES, readable by root only, mounted before the host
+    starts (the host binds it). cleanup.unmount_slice_dirs removes it."""
+    from .cleanup import SLICE_DIR_FS
+    d.mkdir(mode=0o700, exist_ok=True)
+    if not os.path.ismount(d):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SLICE_DIR_BYTES},mode=0700",
+                        SLICE_DIR_FS, str(d)], check=True, capture_output=True)
+
+
 def mgmt_commands(sh: SliceHostPlan, intf: str) -> list[str]:
     """The controller's side of a slice host's management link: the
     controller's address on every management link; the slice host's address
@@ -125,6 +163,7 @@ class SppNet:
         self.controller: subprocess.Popen | None = None
         self.procs: list[tuple[object, subprocess.Popen]] = []
         self.named: dict[str, subprocess.Popen] = {}      # by log name: HOST-PROGRAM.log
+        self.logs: dict[str, threading.Thread] = {}       # ... and what writes the log
         self.mgmt_intf: dict[str, str] = {}               # slice host -> controller's side
         self.hide: tuple[Path, ...] = ()
         self.secrets: dict[str, str] = {}
@@ -250,7 +289,7 @@ class SppNet:
         for i, sh in enumerate(p.slice_hosts):
             node = p.nodes[sh.node]
             d = self.run_dir / sh.name
-            d.mkdir(mode=0o700, exist_ok=True)
+            slice_dir(d)
             net.addHost(sh.name, cls=SppHost, spp_dir=d, hide=hide, ip=f"{sh.data_addr}/24",
                         mac=sh.mac, defaultRoute=f"via {node.gpe_gateway}")
             net.addLink(node.lc, sh.name, port1=sh.lc_port, cls=Link, addr1=node.gpe_mac,
@@ -333,11 +372,16 @@ class SppNet:
             (d / "router.json").write_text(json.dumps(sh.router, indent=2) + "\n")
 
     def popen(self, host, args: list[str], log_name: str) -> subprocess.Popen:
-        """A long-running program in a Mininet host, logged in the run directory."""
+        """A long-running program in a Mininet host, logged in the run directory
+        (at most LOG_BYTES of its output: the host is root over the program,
+        and writes what it likes to its output)."""
         name = f"{host.name}-{log_name}"
-        with open(self.run_dir / name, "w") as out:
-            env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-            p = host.popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        p = host.popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                       env=env)
+        self.logs[name] = threading.Thread(target=log_capped, name=f"log {name}", daemon=True,
+                                           args=(p.stdout, self.run_dir / name, LOG_BYTES))
+        self.logs[name].start()
         self.procs.append((host, p))
         self.named[name] = p
         (self.run_dir / "pids" / f"{name}.pid").write_text(f"{p.pid}\n")
@@ -377,6 +421,7 @@ class SppNet:
                 rc = None
             if rc != 0:
                 logf = self.run_dir / f"{sh.name}-router.log"
+                self.logs[logf.name].join(timeout=5)        # all of its output
                 raise SppNetError(f"{sh.name}: ipv4_router failed (rc {rc}): "
                                   f"{logf.read_text()[-1500:] if logf.exists() else ''}")
             self.popen(self.net[sh.name], [sys.executable, "-m", "slices.samples.slowpath"],
@@ -415,7 +460,7 @@ class SppNet:
         from .nodes import SppHost
         node = self.plan.nodes[sh.node]
         d = self.run_dir / sh.name
-        d.mkdir(mode=0o700, exist_ok=True)
+        slice_dir(d)
         host = self.net.addHost(sh.name, cls=SppHost, spp_dir=d, hide=self.hide,
                                 ip=f"{sh.data_addr}/24", mac=sh.mac,
                                 defaultRoute=f"via {node.gpe_gateway}")
@@ -473,6 +518,7 @@ class SppNet:
                     self.net.delLinkBetween(other, host, allLinks=True)
                 self.net.delHost(host)
             self.mgmt_intf.pop(sh.name, None)
+            unmount_slice_dirs(self.run_dir / sh.name)
             shutil.rmtree(self.run_dir / sh.name, ignore_errors=True)
             for f in self.run_dir.glob(f"{sh.name}-*.log"):
                 f.unlink()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,37 @@ def test_slice_host_reaches_the_controller_and_nothing_else(spp):
         attacker.cmd(f"ip route del {SWITCH_CTL_ADDR}/32")
     reached = json.loads(out)
     assert {k for k, ok in reached.items() if ok} == {f"{CONTROLLER_ADDR}:{CONTROLLER_PORT}"}
+
+
+def test_a_slice_host_cannot_fill_the_controllers_disk(spp):
+    """A slice host's /var/run/spp was its directory of the run directory, on
+    the disk of the controller's databases: one host wrote 200 MB there in
+    0.4 s, and a full disk fails every slice's changes (review 19, R19-5). It
+    is a file system of its own, of SLICE_DIR_BYTES: the host's writes stop
+    there, and the run directory's disk does not see them. The same host
+    wrote 20 MB into its slow path's log through the program's output; a
+    program's log keeps LOG_BYTES of it."""
+    from mininet_topo.sppnet import SLICE_DIR_BYTES
+    host, d = spp.net["spp1rtr2"], spp.run_dir / "spp1rtr2"
+    free = shutil.disk_usage(spp.run_dir).free
+    out = host.cmd("dd if=/dev/zero of=/var/run/spp/fill bs=1M count=64 2>&1 | tail -1")
+    assert "No space left" in out or "copied" in out, out
+    try:
+        assert (d / "fill").stat().st_size <= SLICE_DIR_BYTES
+        assert (d / "fill").stat().st_dev != (spp.run_dir / "admin.token").stat().st_dev
+        assert shutil.disk_usage(spp.run_dir).free > free - SLICE_DIR_BYTES
+    finally:
+        host.cmd("rm -f /var/run/spp/fill")
+    assert host.cmd("cat /var/run/spp/secret").strip() == spp.secrets["spp1rtr2"]
+    # Its programs' logs: written by the testbed from their output, which the
+    # host (root over them) can write to as well.
+    from mininet_topo.sppnet import LOG_BYTES
+    pid = host.cmd("pgrep -f slices.samples.slowpath").split()[0]
+    log = spp.run_dir / "spp1rtr2-slowpath.log"
+    out = host.cmd(f"dd if=/dev/zero of=/proc/{pid}/fd/1 bs=1M count=64 2>&1 | tail -1")
+    assert "copied" in out, out
+    deadline = time.monotonic() + 10
+    while log.stat().st_size < LOG_BYTES and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert log.stat().st_size == LOG_BYTES
