@@ -70,22 +70,46 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 class CpuMeter:
-    """Where the time goes: CPU the controller, the NPE and the clients spend
-    per filter during a stage, against the wall time per filter (2 cores)."""
+    """Where the time goes: CPU the controller (and its encoder processes,
+    controller/encoder.py), the NPE and the clients spend per filter during
+    a stage, against the wall time per filter (2 cores)."""
 
     def __init__(self, ctl: ControllerProcess, node: LiveNode):
+        self.ctl = ctl.proc.pid
         self.pids = {"controller": ctl.proc.pid, "npe": node.procs["npe"].pid}
+
+    def _encoders(self) -> dict[int, float]:
+        out = {}
+        for c in children(self.ctl):
+            try:
+                out[c] = cpu_s(c)
+            except OSError:
+                pass
+        return out
 
     def __enter__(self):
         self.t = time.perf_counter()
         self.before = {k: cpu_s(p) for k, p in self.pids.items()}
+        self.enc_before = self._encoders()
         self.me = time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.t
         self.used = {k: cpu_s(p) - self.before[k] for k, p in self.pids.items()}
+        self.used["encoder"] = sum(v - self.enc_before.get(c, 0.0)
+                                   for c, v in self._encoders().items())
         self.used["bench process"] = time.process_time() - self.me
 
     def per(self, n: int, client_cpu_s: float = 0.0) -> dict:

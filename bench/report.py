@@ -155,12 +155,15 @@ def controlplane_cpu(cp: dict) -> list[str]:
     """CPU per filter of each process, against the wall time per filter."""
     if "cpu_ms_per_filter" not in cp:
         return []
-    cols = ["controller", "npe", "bench process", "client processes", "wall"]
+    cols = ["controller", "encoder", "npe", "bench process", "client processes", "wall"]
     lines = ["", "Where the time goes: CPU milliseconds per filter spent by each process "
              "during a stage, and the wall time per filter. The machine has 2 cores: a stage "
-             "is CPU-bound when the CPU column sum nears twice the wall time.", "",
-             "| stage | controller | NPE (BMv2) | bench process | client processes | wall |",
-             "|---|---|---|---|---|---|"]
+             "is CPU-bound when the CPU column sum nears twice the wall time. The encoder "
+             "is the controller's child process that encodes large groups' P4Runtime "
+             "updates (controller/encoder.py).", "",
+             "| stage | controller | encoder | NPE (BMv2) | bench process | client processes "
+             "| wall |",
+             "|---|---|---|---|---|---|---|"]
     for stage, v in cp["cpu_ms_per_filter"].items():
         lines.append(f"| {stage} | " + " | ".join(_f(v.get(c), "{:.3f}") for c in cols) + " |")
     return lines
@@ -212,7 +215,8 @@ def controlplane_targets(cp: dict) -> list[str]:
     lines += [f"| {w} | {t} | {m} | {'yes' if ok else '**no**'} |" for w, t, m, ok in rows]
     cpu = cp.get("cpu_ms_per_filter", {}).get("rest_8_clients_1_slice")
     if cpu and raw:
-        per_call = sum(cpu.get(k, 0) for k in ("controller", "npe", "client processes"))
+        per_call = sum(cpu.get(k, 0) for k in ("controller", "encoder", "npe",
+                                                "client processes"))
         ceiling = 2 * 1000 / per_call
         lines += ["", f"The ceiling for single calls: in the 8-client stage one call costs "
                   f"{per_call:.2f} ms of CPU (controller {cpu['controller']:.2f}, clients "

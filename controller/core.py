@@ -114,6 +114,9 @@ class Controller:
         return {"pushed": pushed, **counts}
 
     def start(self, timeout: float = 20.0, monitor: bool = True):
+        for scd in self.scds.values():
+            if scd.role == "npe":           # where filters are loaded by the thousand
+                scd.start_encoder()
         for name in self.scds:
             self.bring_up(name, timeout=timeout)
         self.periodic.start()
@@ -174,5 +177,6 @@ class Controller:
             ex.stop()
         for scd in self.scds.values():
             scd.close()
+            scd.stop_encoder()
         for store in self.stores.values():
             store.close()

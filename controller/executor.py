@@ -235,6 +235,8 @@ class NodeExecutor:
             job.future.set_exception(_internal(e))
 
     def _run_group(self, group: list[_Job]):
+        for scd in self.scds.values():
+            scd.ahead_reset()                   # what a failed group left
         done: list[tuple[_Job, object, Change]] = []
         failed: list[tuple[_Job, BaseException]] = []
         try:
@@ -253,6 +255,8 @@ class NodeExecutor:
                         failed.append((job, _internal(e)))
                         continue
                     done.append((job, result, change))
+                    for sw, ups in change.updates.items():
+                        self.scds[sw].encode_ahead(ups)     # encoded meanwhile
                 frees = set().union(*(c.frees for _, _, c in done))
                 if frees:
                     self._freeing_start(frees)
@@ -330,6 +334,7 @@ class NodeExecutor:
                     continue
                 if futures[sw] is not None:
                     continue
+            scd.ahead_reset()
             futures[sw] = _POOL.submit(run, scd, w)
         for sw, fut in futures.items():
             try:

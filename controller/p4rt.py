@@ -370,6 +370,7 @@ class SwitchConnection:
         except grpc.RpcError as e:
             raise SwitchUnreachable(f"{grpc_addr}: {e.code().name}") from None
         self.stub = self.client.stub
+        self._write_raw = None           # Write taking bytes (write_send_encoded)
 
     def close(self):
         self.client.tear_down()
@@ -434,6 +435,17 @@ class SwitchConnection:
         for op, item in updates:
             self.pipeline.entity(item, req.updates.add(type=op).entity)
         return self.stub.Write.future(req, timeout=self.deadline)
+
+    def write_send_encoded(self, body: bytes):
+        """``write_send`` of updates already serialized (``encoder.Encoder``):
+        the request's header is put in front of ``body`` and the bytes are
+        sent as they are."""
+        if self._write_raw is None:
+            self._write_raw = self.client.channel.unary_unary(
+                "/p4.v1.P4Runtime/Write",
+                response_deserializer=p4runtime_pb2.WriteResponse.FromString)
+        head = self._request(p4runtime_pb2.WriteRequest()).SerializeToString()
+        return self._write_raw.future(head + body, timeout=self.deadline)
 
     def write_wait(self, call, updates, timeout: float | None = None):
         """The answer to ``write_send(updates)``, as ``write`` raises it;

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from . import pipeline as pl
+from .encoder import Encoder, EncoderError
 from .errors import SppError
 from .p4rt import (
     DELETE,
@@ -35,6 +37,17 @@ log = logging.getLogger(__name__)
 
 #: seconds a switch has to answer one request
 DEADLINE = 3.0
+
+#: A group's updates for a switch are encoded in the encoder process
+#: (encoder.py), while the executor goes on with the group, once there are
+#: this many; fewer are encoded in the executor's thread (one call's would
+#: wait for the round trip and gain nothing). They are handed over this
+#: many at a time.
+AHEAD_MIN = 32
+AHEAD_CHUNK = 32
+#: seconds after an encoder failed before another is started (meanwhile the
+#: executor's thread encodes)
+ENCODER_RETRY_S = 10.0
 
 
 def _key(item):
@@ -90,6 +103,13 @@ class Scd:
         self.thrift: ThriftClient | None = None
         self.up = False
         self._lock = threading.Lock()           # swapping connections
+        # The group's updates handed to the encoder ahead of its write
+        # (encode_ahead); only the node's executor thread touches these.
+        self._encoder: Encoder | None = None
+        self._encoder_failed = 0.0              # when it last failed (monotonic)
+        self._ahead: list = []                  # the group's updates so far
+        self._sent = 0                          # how many of them the encoder has
+        self._ahead_off = False                 # encode this group's here
 
     @property
     def name(self):
@@ -185,12 +205,100 @@ class Scd:
 
     def write_send(self, updates) -> PendingWrite | None:
         """``write`` without waiting, when the updates fit one batch (None
-        when they do not: use ``write``). The answer is the PendingWrite's."""
+        when they do not: use ``write``). The answer is the PendingWrite's.
+        Updates given to ``encode_ahead`` (these very ones, in order) are
+        sent as the encoder encoded them."""
+        body = self._take_ahead(updates)
         batches = split_batches(updates)
         if len(batches) != 1:
             return None
         conn, _ = self._session("write")
-        return PendingWrite(self, conn, conn.write_send(batches[0]), batches[0])
+        call = conn.write_send_encoded(body) if body is not None else conn.write_send(updates)
+        return PendingWrite(self, conn, call, updates)
+
+    # ---- encoding ahead (encoder.py) ----
+    def encode_ahead(self, updates):
+        """The executor's group will write ``updates`` to this switch, after
+        those given before: once there are AHEAD_MIN, the encoder process
+        encodes them meanwhile. Never fails: whatever goes wrong, write_send
+        encodes them itself."""
+        if self._ahead_off:
+            return
+        self._ahead.extend(updates)
+        if len(self._ahead) < AHEAD_MIN or len(self._ahead) - self._sent < AHEAD_CHUNK:
+            return
+        enc = self._encoder_now()
+        if enc is None:                 # none ready: this group is encoded here
+            self._ahead_off = True
+            return
+        try:
+            enc.add(self._ahead[self._sent:])
+            self._sent = len(self._ahead)
+        except EncoderError as e:
+            self._encoder_lost(e)
+            self._ahead_off = True
+
+    def ahead_reset(self):
+        """Forget the updates given ahead (the group ended, or failed)."""
+        self._take_ahead(None)
+
+    def _take_ahead(self, updates) -> bytes | None:
+        """The encoder's bytes for ``updates`` when they are what was given
+        ahead, else None (and whatever the encoder holds is thrown away)."""
+        ahead, sent, off = self._ahead, self._sent, self._ahead_off
+        self._ahead, self._sent, self._ahead_off = [], 0, False
+        enc = self._encoder
+        if not sent or enc is None:
+            return None
+        try:
+            same = (not off and updates is not None and len(ahead) == len(updates)
+                    and all(a is b for a, b in zip(ahead, updates, strict=True)))
+            if same and sent < len(ahead):
+                enc.add(ahead[sent:])
+            body = enc.take()
+        except EncoderError as e:
+            self._encoder_lost(e)
+            return None
+        return body if same else None
+
+    def start_encoder(self):
+        """Start the encoder process now (it takes ~0.1 s), so that the first
+        large group finds it ready; otherwise the first such group starts it."""
+        if self._encoder is None:
+            try:
+                self._encoder = Encoder(self.pipeline.p4info_path, self.pipeline.json_path,
+                                        timeout=self.deadline)
+            except OSError as e:
+                self._encoder_lost(e)
+
+    def _encoder_now(self) -> Encoder | None:
+        """The encoder if it is running and ready; else None (and one is
+        started for the groups to come, unless one failed lately)."""
+        enc = self._encoder
+        if enc is not None:
+            try:
+                if enc.alive():
+                    return enc if enc.ready() else None
+                raise EncoderError("it exited")
+            except EncoderError as e:
+                self._encoder_lost(e)
+                return None
+        if time.monotonic() - self._encoder_failed >= ENCODER_RETRY_S:
+            self.start_encoder()
+        return None
+
+    def _encoder_lost(self, why):
+        log.warning("%s: encoder process lost (%s); encoding in the executor's thread "
+                    "for %.0f s", self.name, why, ENCODER_RETRY_S)
+        enc, self._encoder = self._encoder, None
+        self._encoder_failed = time.monotonic()
+        if enc is not None:
+            enc.close(wait=0)
+
+    def stop_encoder(self):
+        enc, self._encoder = self._encoder, None
+        if enc is not None:
+            enc.close()
 
     def read_counter(self, name: str, index: int):
         conn, _ = self._session("read")

@@ -47,6 +47,12 @@ class BusySwitch:
     def write(self, updates, force=False):
         pass
 
+    def encode_ahead(self, updates):            # Scd's encoder (never used here)
+        pass
+
+    def ahead_reset(self):
+        pass
+
     def register_write(self, name, cells, force=False):
         if not (self.up or force):                  # as Scd: a switch marked down
             raise CtlError("ESWITCH", "down")
@@ -652,6 +658,12 @@ def test_a_failed_change_leaves_no_garbage_cycle(tmp_path, where):
 
         def write_send(self, ups):
             raise CtlError("ESWITCH", "refused")
+
+        def encode_ahead(self, ups):
+            pass
+
+        def ahead_reset(self):
+            pass
     store = Store(tmp_path / "db")
     ex = NodeExecutor("n", store, {"sw": Refusing()}, repair=lambda switches: None)
     gc.collect()

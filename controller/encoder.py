@@ -1,0 +1,195 @@
+"""P4Runtime write requests encoded in a process of their own.
+
+Encoding a table entry with the pure-Python protobuf (the only one
+p4runtime-shell allows on Python 3.11) costs ~50 us, a third of a filter's
+time in a node's executor, and the executor is a single thread: a bulk load
+of filters goes no faster than it encodes. An ``Encoder`` is a child process
+that holds the switch's P4Info and encodes the updates of a group *while*
+the executor goes on with the group's next changes, on the other core:
+the executor only pickles them (~1 us an entry).
+
+The wire: the parent writes frames (4-byte length, then a pickle of a list
+of updates, or of None to ask for everything so far); the child answers a
+None with one frame of bytes, the serialized ``WriteRequest`` of every update
+since the last one. Serialized messages concatenate into the message of all
+their fields (repeated fields appended, in order), so the parent puts the
+request's header (device and election IDs) in front and sends the bytes as
+they are. Only the parent's pipes reach the child: nothing of a slice's does.
+
+The child is a helper, never a dependency: if it dies, stalls, or is not
+there, the caller encodes in its own thread as before (``EncoderError``),
+and the next group starts a new child.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct("!I")
+READY = b"R"                     # the child's first byte: it has loaded the P4Info
+
+
+class EncoderError(Exception):
+    """The encoder could not answer; nothing it holds is usable."""
+
+
+def _wait(fd: int, write: bool, deadline: float | None):
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    ready = select.select([], [fd], [], max(0.0, left)) if write else \
+        select.select([fd], [], [], max(0.0, left))
+    if not (ready[1] if write else ready[0]):
+        raise EncoderError("no progress in time (stalled?)")
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        _wait(fd, False, deadline)
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise EncoderError("the encoder exited")
+        out += chunk
+    return bytes(out)
+
+
+def _write_all(fd: int, data: bytes, deadline: float | None):
+    view = memoryview(data)
+    while view:
+        _wait(fd, True, deadline)
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+
+
+class Encoder:
+    """The parent's end: ``add`` updates as they come, ``take`` the bytes of
+    all of them. One user at a time (a node's executor thread)."""
+
+    def __init__(self, p4info_path: str, json_path: str, timeout: float = 5.0):
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "controller.encoder", str(p4info_path), str(json_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+            # Not the controller's terminal group: Ctrl-C stops the
+            # controller, which closes the pipe, and the child exits.
+            start_new_session=True)
+        # The parent never blocks on a child that stopped reading: a full
+        # pipe waits at most ``timeout``, then the child is given up.
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.pending = 0               # updates added since the last take
+        self._ready = False            # the child said it has loaded the P4Info
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """Has the child started (never waits)? Until then, a caller encodes
+        itself rather than wait for it."""
+        if not self._ready and select.select([self.proc.stdout], [], [], 0)[0]:
+            self._expect_ready(None)
+        return self._ready
+
+    def _expect_ready(self, deadline: float | None):
+        if _read_exactly(self.proc.stdout.fileno(), 1, deadline) != READY:
+            raise EncoderError("the encoder did not start")
+        self._ready = True
+
+    def add(self, updates: list):
+        """Hand ``[(type, Entry | MeterCell | CounterCell), ...]`` over."""
+        self._send(updates)
+        self.pending += len(updates)
+
+    def take(self) -> bytes:
+        """The serialized WriteRequest (no header) of everything added since
+        the last ``take``, in order."""
+        self._send(None)
+        self.pending = 0
+        deadline = time.monotonic() + self.timeout
+        if not self._ready:
+            self._expect_ready(deadline)
+        fd = self.proc.stdout.fileno()
+        (n,) = _LEN.unpack(_read_exactly(fd, _LEN.size, deadline))
+        if n == 0xFFFFFFFF:
+            raise EncoderError("the encoder could not encode an update (see its log)")
+        return _read_exactly(fd, n, deadline)
+
+    def _send(self, obj):
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            _write_all(self.proc.stdin.fileno(), _LEN.pack(len(data)) + data,
+                       time.monotonic() + self.timeout)
+        except (OSError, ValueError) as e:
+            raise EncoderError(f"the encoder is gone: {e}") from None
+
+    def close(self, wait: float = 1.0):
+        """Stop the child (killed if it does not exit within ``wait``)."""
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _serve(p4info_path: str, json_path: str):
+    """The child: encode what the parent sends until its pipe closes."""
+    import gc
+
+    from p4.v1 import p4runtime_pb2
+
+    from .p4rt import Pipeline
+
+    pipeline = Pipeline(p4info_path, json_path)
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+    rd, wr = sys.stdin.fileno(), sys.stdout.fileno()
+    _write_all(wr, READY, None)
+    parts: list[bytes] = []
+    failed = False
+    while True:
+        try:
+            (n,) = _LEN.unpack(_read_exactly(rd, _LEN.size, None))
+        except EncoderError:                # the parent closed the pipe: done
+            return
+        updates = pickle.loads(_read_exactly(rd, n, None))
+        if updates is None:
+            out = b"".join(parts)
+            _write_all(wr, _LEN.pack(0xFFFFFFFF) if failed else _LEN.pack(len(out)) + out,
+                       None)
+            parts, failed = [], False
+            continue
+        if failed:
+            continue
+        req = p4runtime_pb2.WriteRequest()
+        try:
+            for op, item in updates:
+                pipeline.entity(item, req.updates.add(type=op).entity)
+        except Exception:  # noqa: BLE001 - the parent encodes it itself, and says why
+            log.exception("encoder: cannot encode")
+            failed = True
+            continue
+        parts.append(req.SerializeToString())
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        _serve(sys.argv[1], sys.argv[2])
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
