@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -530,7 +531,19 @@ class SppNet:
             raise SppNetError("; ".join(errors))
 
     def router_state(self, slice_host: str) -> dict:
-        return json.loads((self.run_dir / slice_host / "router.state.json").read_text())
+        """The slice host's router.state.json, written by its program. The
+        slice host owns the file: a symlink (to /dev/zero, to another slice's
+        directory), a FIFO or anything but a regular file is refused, not
+        followed or waited for (the CLI's `filters` and `stats` read it)."""
+        path = self.run_dir / slice_host / "router.state.json"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            raise SppNetError(f"{slice_host}: cannot read {path.name}: {e.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SppNetError(f"{slice_host}: {path.name} is not a regular file")
+            return json.loads(f.read(SLICE_DIR_BYTES))
 
     def slice_hosts(self, slice_name: str | None = None):
         return [sh for sh in self.plan.slice_hosts if slice_name in (None, sh.slice)]

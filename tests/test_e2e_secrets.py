@@ -179,3 +179,23 @@ def test_a_slice_host_cannot_fill_the_controllers_disk(spp):
         time.sleep(0.1)
     time.sleep(0.5)
     assert log.stat().st_size == LOG_BYTES
+
+
+def test_the_testbed_reads_a_slice_hosts_state_without_following_it(spp):
+    """A slice host owns its directory: the router.state.json the CLI's
+    `filters` and `stats` read (SppNet.router_state) may be a symlink to
+    /dev/zero (the testbed's process would read until it ran out of memory)
+    or a FIFO (it would wait forever). Refused, not followed (review 19)."""
+    from mininet_topo.sppnet import SppNetError
+    host = spp.net["spp1rtr2"]
+    state = spp.router_state("spp1rtr2")
+    f = "/var/run/spp/router.state.json"
+    host.cmd(f"cp {f} /tmp/keep.json")
+    try:
+        for plant in (f"ln -sf /dev/zero {f}", f"rm -f {f}; mkfifo {f}"):
+            host.cmd(plant)
+            with pytest.raises(SppNetError):
+                spp.router_state("spp1rtr2")
+    finally:
+        host.cmd(f"rm -f {f}; cp /tmp/keep.json {f}")
+    assert spp.router_state("spp1rtr2") == state
