@@ -42,6 +42,16 @@ class EncoderError(Exception):
     """The encoder could not answer; nothing it holds is usable."""
 
 
+class EncodingRefused(EncoderError):
+    """An update could not be encoded (the caller's own encoding will say
+    why); the encoder itself is fine, and starts afresh."""
+
+
+#: seconds the child may take per update it holds, on top of the timeout
+#: (it encodes one in ~50 us; a freed fastpath's thousands take a while)
+PER_UPDATE_S = 0.001
+
+
 def _wait(fd: int, write: bool, deadline: float | None):
     if deadline is None:
         return
@@ -115,14 +125,14 @@ class Encoder:
         """The serialized WriteRequest (no header) of everything added since
         the last ``take``, in order."""
         self._send(None)
+        deadline = time.monotonic() + self.timeout + self.pending * PER_UPDATE_S
         self.pending = 0
-        deadline = time.monotonic() + self.timeout
         if not self._ready:
             self._expect_ready(deadline)
         fd = self.proc.stdout.fileno()
         (n,) = _LEN.unpack(_read_exactly(fd, _LEN.size, deadline))
         if n == 0xFFFFFFFF:
-            raise EncoderError("the encoder could not encode an update (see its log)")
+            raise EncodingRefused("the encoder could not encode an update (see its log)")
         return _read_exactly(fd, n, deadline)
 
     def _send(self, obj):

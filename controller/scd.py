@@ -16,7 +16,7 @@ import threading
 import time
 
 from . import pipeline as pl
-from .encoder import Encoder, EncoderError
+from .encoder import Encoder, EncoderError, EncodingRefused
 from .errors import SppError
 from .p4rt import (
     DELETE,
@@ -256,6 +256,8 @@ class Scd:
             if same and sent < len(ahead):
                 enc.add(ahead[sent:])
             body = enc.take()
+        except EncodingRefused:
+            return None     # a bug: the executor's own encoding fails the group, and says why
         except EncoderError as e:
             self._encoder_lost(e)
             return None

@@ -16,7 +16,7 @@ from p4.v1 import p4runtime_pb2
 
 from controller import pipeline as pl
 from controller import scd as scd_mod
-from controller.encoder import Encoder, EncoderError
+from controller.encoder import Encoder, EncoderError, EncodingRefused
 from controller.p4rt import DELETE, INSERT, MODIFY, CounterCell, Entry, MeterCell
 
 
@@ -68,7 +68,7 @@ def test_an_update_it_cannot_encode_fails_the_take_not_the_next(encoder):
     p, enc = encoder
     enc.add([(INSERT, Entry.make("NpeIngress.no_such_table", {}, "NoAction"))])
     enc.add(_updates(2))
-    with pytest.raises(EncoderError, match="could not encode"):
+    with pytest.raises(EncodingRefused, match="could not encode"):
         enc.take()
     enc.add(_updates(2))
     assert len(p4runtime_pb2.WriteRequest.FromString(enc.take()).updates) == 6
@@ -162,3 +162,28 @@ def test_the_encoder_stops_with_the_controller(live_node, tmp_path):
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_an_update_the_encoder_refuses_costs_the_group_not_the_encoder():
+    """A group the child cannot encode is encoded by the executor (which
+    fails it, saying why); the child stays, and serves the next group."""
+    from controller.scd import Scd
+    from controller.testbed import Switch
+    sw = Scd(Switch("npe", "127.0.0.1:1", 1), pl.npe_pipeline(), "npe")
+    sw.start_encoder()
+    try:
+        enc = sw._encoder
+        deadline = time.monotonic() + 10
+        while not enc.ready():
+            assert time.monotonic() < deadline, "the encoder did not start"
+            time.sleep(0.02)
+        bad = [(INSERT, Entry.make("NpeIngress.no_such_table", {}, "NoAction"))] + _updates(40)
+        sw.encode_ahead(bad)
+        assert sw._take_ahead(bad) is None
+        good = _updates(40)
+        sw.encode_ahead(good)
+        body = sw._take_ahead(good)
+        assert sw._encoder is enc and enc.alive()
+        assert len(p4runtime_pb2.WriteRequest.FromString(body).updates) == len(good)
+    finally:
+        sw.stop_encoder()
