@@ -24,6 +24,7 @@ and the next group starts a new child.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import select
@@ -35,7 +36,8 @@ import time
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("!I")
-READY = b"R"                     # the child's first byte: it has loaded the P4Info
+READY = b"R"             # the child's first byte: it has loaded the P4Info, whose
+_COOKIE = struct.Struct("!Q")    # pipeline cookie (p4rt.Pipeline) follows
 
 
 class EncoderError(Exception):
@@ -55,11 +57,15 @@ PER_UPDATE_S = 0.001
 def _wait(fd: int, write: bool, deadline: float | None):
     if deadline is None:
         return
-    left = deadline - time.monotonic()
-    ready = select.select([], [fd], [], max(0.0, left)) if write else \
-        select.select([fd], [], [], max(0.0, left))
-    if not (ready[1] if write else ready[0]):
+    if not _poll(fd, write, max(0.0, deadline - time.monotonic())):
         raise EncoderError("no progress in time (stalled?)")
+
+
+def _poll(fd: int, write: bool, seconds: float) -> bool:
+    """poll(), not select(): the controller's descriptors go past 1024."""
+    p = select.poll()
+    p.register(fd, select.POLLOUT if write else select.POLLIN)
+    return bool(p.poll(math.ceil(seconds * 1000)))
 
 
 def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
@@ -87,8 +93,9 @@ class Encoder:
     """The parent's end: ``add`` updates as they come, ``take`` the bytes of
     all of them. One user at a time (a node's executor thread)."""
 
-    def __init__(self, p4info_path: str, json_path: str, timeout: float = 5.0):
+    def __init__(self, p4info_path: str, json_path: str, cookie: int, timeout: float = 5.0):
         self.timeout = timeout
+        self.cookie = cookie            # the parent's Pipeline's: same P4Info and JSON
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "controller.encoder", str(p4info_path), str(json_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
@@ -107,13 +114,17 @@ class Encoder:
     def ready(self) -> bool:
         """Has the child started (never waits)? Until then, a caller encodes
         itself rather than wait for it."""
-        if not self._ready and select.select([self.proc.stdout], [], [], 0)[0]:
+        if not self._ready and _poll(self.proc.stdout.fileno(), False, 0):
             self._expect_ready(None)
         return self._ready
 
     def _expect_ready(self, deadline: float | None):
-        if _read_exactly(self.proc.stdout.fileno(), 1, deadline) != READY:
+        hello = _read_exactly(self.proc.stdout.fileno(), 1 + _COOKIE.size, deadline)
+        if hello[:1] != READY:
             raise EncoderError("the encoder did not start")
+        # The files it read are the ones the parent read (not rebuilt since).
+        if _COOKIE.unpack(hello[1:])[0] != self.cookie:
+            raise EncoderError("the encoder loaded another build of the P4 program")
         self._ready = True
 
     def add(self, updates: list):
@@ -138,8 +149,9 @@ class Encoder:
     def _send(self, obj):
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         try:
+            # The child may still be encoding what it holds before it reads.
             _write_all(self.proc.stdin.fileno(), _LEN.pack(len(data)) + data,
-                       time.monotonic() + self.timeout)
+                       time.monotonic() + self.timeout + self.pending * PER_UPDATE_S)
         except (OSError, ValueError) as e:
             raise EncoderError(f"the encoder is gone: {e}") from None
 
@@ -169,7 +181,7 @@ def _serve(p4info_path: str, json_path: str):
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
     rd, wr = sys.stdin.fileno(), sys.stdout.fileno()
-    _write_all(wr, READY, None)
+    _write_all(wr, READY + _COOKIE.pack(pipeline.cookie), None)
     parts: list[bytes] = []
     failed = False
     while True:

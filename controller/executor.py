@@ -256,7 +256,9 @@ class NodeExecutor:
                         continue
                     done.append((job, result, change))
                     for sw, ups in change.updates.items():
-                        self.scds[sw].encode_ahead(ups)     # encoded meanwhile
+                        scd = self.scds.get(sw)   # (an unknown one fails in _apply)
+                        if scd is not None:
+                            scd.encode_ahead(ups)           # encoded meanwhile
                 frees = set().union(*(c.frees for _, _, c in done))
                 if frees:
                     self._freeing_start(frees)

@@ -110,6 +110,7 @@ class Scd:
         self._ahead: list = []                  # the group's updates so far
         self._sent = 0                          # how many of them the encoder has
         self._ahead_off = False                 # encode this group's here
+        self._encoder_stopped = False           # the controller is stopping
 
     @property
     def name(self):
@@ -234,7 +235,7 @@ class Scd:
         try:
             enc.add(self._ahead[self._sent:])
             self._sent = len(self._ahead)
-        except EncoderError as e:
+        except Exception as e:  # noqa: BLE001 - never fails: encoded here
             self._encoder_lost(e)
             self._ahead_off = True
 
@@ -258,7 +259,7 @@ class Scd:
             body = enc.take()
         except EncodingRefused:
             return None     # a bug: the executor's own encoding fails the group, and says why
-        except EncoderError as e:
+        except Exception as e:  # noqa: BLE001 - the child may hold parts: drop it
             self._encoder_lost(e)
             return None
         return body if same else None
@@ -266,10 +267,10 @@ class Scd:
     def start_encoder(self):
         """Start the encoder process now (it takes ~0.1 s), so that the first
         large group finds it ready; otherwise the first such group starts it."""
-        if self._encoder is None:
+        if self._encoder is None and not self._encoder_stopped:
             try:
                 self._encoder = Encoder(self.pipeline.p4info_path, self.pipeline.json_path,
-                                        timeout=self.deadline)
+                                        self.pipeline.cookie, timeout=self.deadline)
             except OSError as e:
                 self._encoder_lost(e)
 
@@ -282,10 +283,10 @@ class Scd:
                 if enc.alive():
                     return enc if enc.ready() else None
                 raise EncoderError("it exited")
-            except EncoderError as e:
+            except Exception as e:  # noqa: BLE001
                 self._encoder_lost(e)
                 return None
-        if time.monotonic() - self._encoder_failed >= ENCODER_RETRY_S:
+        if self.role == "npe" and time.monotonic() - self._encoder_failed >= ENCODER_RETRY_S:
             self.start_encoder()
         return None
 
@@ -298,6 +299,7 @@ class Scd:
             enc.close(wait=0)
 
     def stop_encoder(self):
+        self._encoder_stopped = True
         enc, self._encoder = self._encoder, None
         if enc is not None:
             enc.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import time
 
@@ -17,7 +18,11 @@ from p4.v1 import p4runtime_pb2
 from controller import pipeline as pl
 from controller import scd as scd_mod
 from controller.encoder import Encoder, EncoderError, EncodingRefused
+from controller.executor import NodeExecutor
 from controller.p4rt import DELETE, INSERT, MODIFY, CounterCell, Entry, MeterCell
+from controller.scd import Scd
+from controller.store import Store
+from controller.testbed import Switch
 
 
 def _updates(n: int, base: int = 0) -> list:
@@ -39,7 +44,7 @@ def _updates(n: int, base: int = 0) -> list:
 @pytest.fixture
 def encoder():
     p = pl.npe_pipeline()
-    enc = Encoder(p.p4info_path, p.json_path, timeout=2.0)
+    enc = Encoder(p.p4info_path, p.json_path, p.cookie, timeout=2.0)
     yield p, enc
     enc.close(wait=0)
 
@@ -167,8 +172,6 @@ def test_the_encoder_stops_with_the_controller(live_node, tmp_path):
 def test_an_update_the_encoder_refuses_costs_the_group_not_the_encoder():
     """A group the child cannot encode is encoded by the executor (which
     fails it, saying why); the child stays, and serves the next group."""
-    from controller.scd import Scd
-    from controller.testbed import Switch
     sw = Scd(Switch("npe", "127.0.0.1:1", 1), pl.npe_pipeline(), "npe")
     sw.start_encoder()
     try:
@@ -187,3 +190,135 @@ def test_an_update_the_encoder_refuses_costs_the_group_not_the_encoder():
         assert len(p4runtime_pb2.WriteRequest.FromString(body).updates) == len(good)
     finally:
         sw.stop_encoder()
+
+
+# ---- review 19 of the encoder: the two ways it broke groups ----
+
+class _Done:
+    def result(self, timeout=None):
+        return None
+
+
+class _Conn:
+    """A P4Runtime session that takes every write and records it (the
+    encoder's plumbing is under test here, not a switch)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def write_send(self, updates):
+        self.sent.append(("encoded-here", len(updates)))
+        return _Done()
+
+    def write_send_encoded(self, body):
+        self.sent.append(("encoder", body))
+        return _Done()
+
+    def write_wait(self, call, updates, timeout=None):
+        return call.result(timeout)
+
+
+class _Npe(Scd):
+    def _session(self, what, force=False):
+        return self._fake, None
+
+
+@pytest.fixture
+def many_fds():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip("hard RLIMIT_NOFILE < 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))    # as controller/__main__.py
+    fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # slice hosts' connections
+    yield
+    for fd in fds:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _npe():
+    sw = _Npe(Switch("npe", "127.0.0.1:1", 1), pl.npe_pipeline(), "npe")
+    sw._fake = _Conn()
+    sw.start_encoder()
+    assert sw._encoder.proc.stdout.fileno() >= 1024
+    time.sleep(1.5)                                 # the child has started
+    return sw
+
+
+def test_encode_ahead_never_fails_with_high_fds(many_fds):
+    sw = _npe()
+    try:
+        ups = _updates(40)
+        sw.encode_ahead(ups)                        # ValueError: filedescriptor out of range
+        sw.write_send(ups)
+    finally:
+        sw.stop_encoder()
+
+
+def test_a_group_of_filters_is_written_with_high_fds(many_fds, tmp_path):
+    sw = _npe()
+    store = Store(tmp_path / "db")
+    ex = NodeExecutor("n", store, {"npe": sw}, repair=lambda switches: None)
+    try:
+        ex.submit(lambda ch: time.sleep(0.5))       # the next ones queue: one group
+        ups = _updates(40)
+        futs = [ex.submit(lambda ch, u=u: ch.write("npe", [u])) for u in ups]
+        errors = []
+        for f in futs:
+            try:
+                f.result(10)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+        assert errors == [], f"{len(errors)} of {len(futs)} failed, e.g. {errors[0]}"
+        assert sum(n if isinstance(n, int) else 1 for _, n in sw._fake.sent) >= 1
+    finally:
+        ex.stop()
+        store.close()
+        sw.stop_encoder()
+
+
+def test_a_failed_hand_over_leaves_nothing_for_the_next_group(monkeypatch):
+    sw = Scd(Switch("npe", "127.0.0.1:1", 1), pl.npe_pipeline(), "npe")
+    sw.start_encoder()
+    try:
+        deadline = time.monotonic() + 10
+        while not sw._encoder.ready():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        first = _updates(40)                 # 44 updates: 32 handed over, 12 at the take
+        for u in first:                      # one filter a change, as a group's jobs
+            sw.encode_ahead([u])
+        assert sw._sent == 32
+        real_add = Encoder.add
+
+        def add(self, updates):
+            monkeypatch.setattr(Encoder, "add", real_add)
+            raise MemoryError("pickling the tail")
+        monkeypatch.setattr(Encoder, "add", add)
+        try:                                 # unfixed: the executor answers EINTERNAL,
+            sw._take_ahead(first)            # and the group is rolled back
+        except MemoryError:
+            pass
+        sw.ahead_reset()                     # the next group starts
+        second = _updates(40, base=1000)
+        for u in second:
+            sw.encode_ahead([u])
+        body = sw._take_ahead(second)
+        sent = p4runtime_pb2.WriteRequest.FromString(body).updates if body else None
+        assert body is None or len(sent) == len(second), \
+            f"the switch would get {len(sent)} updates for a group of {len(second)}"
+    finally:
+        sw.stop_encoder()
+
+
+def test_an_encoder_that_loaded_another_build_is_not_used():
+    """The child reads the P4 files when it starts: if they were rebuilt
+    since the controller read them, its IDs may differ, and it says so."""
+    p = pl.npe_pipeline()
+    enc = Encoder(p.p4info_path, p.json_path, p.cookie ^ 1, timeout=5.0)
+    try:
+        enc.add(_updates(2))
+        with pytest.raises(EncoderError, match="another build"):
+            enc.take()
+    finally:
+        enc.close(wait=0)
