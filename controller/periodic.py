@@ -38,7 +38,8 @@ class Periodic:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._due: dict[tuple[str, int, int], float] = {}
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socks: dict[str, socket.socket] = {}      # slice host -> its push socket
+        self._socks_lock = threading.Lock()
 
     # ---- slice API ----
     def _job(self, sl, pid) -> dict:
@@ -109,7 +110,10 @@ class Periodic:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=5)
-        self._sock.close()
+        with self._socks_lock:
+            for s in self._socks.values():
+                s.close()
+            self._socks.clear()
 
     def _run(self, node: str):
         while not self._stop.wait(0.05):
@@ -175,10 +179,24 @@ class Periodic:
             out.append((job, data, sample))
         return out
 
+    def _sock(self, addr: str) -> socket.socket:
+        """The push socket of one slice host: non-blocking, and its own. The
+        datagrams a host does not take (it answers no ARP: they wait in the
+        neighbour's queue, charged to the socket's send buffer) fill its own
+        buffer, and are then dropped; they never hold the node's thread nor
+        another slice host's pushes."""
+        with self._socks_lock:
+            s = self._socks.get(addr)
+            if s is None:
+                s = self._socks[addr] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.setblocking(False)
+            return s
+
     def _push(self, job, data, sample):
         msg = {"pid": job["pid"], "callback": data["callback"], "fpid": data["fpid"],
                "index": data["index"], **sample}
         try:
-            self._sock.sendto(json.dumps(msg).encode(), (job["mgmt_addr"], data["port"]))
+            self._sock(job["mgmt_addr"]).sendto(json.dumps(msg).encode(),
+                                                (job["mgmt_addr"], data["port"]))
         except OSError as e:
             log.debug("periodic push to %s:%s: %s", job["mgmt_addr"], data["port"], e)

@@ -686,3 +686,53 @@ def test_a_failed_change_leaves_no_garbage_cycle(tmp_path, where):
         gc.enable()
         ex.stop()
         store.close()
+
+
+@needs_bmv2
+def test_slice_hosts_that_take_no_push_do_not_stall_the_others_periodic_jobs(controller, slices,
+                                                                             live_node):
+    """Slices c and d each run 8 push jobs every 100 ms, then their hosts stop
+    answering ARP on their management link: every datagram waits in the
+    neighbour's queue, charged to the socket that sent it. With one blocking
+    socket for all pushes, it filled and the node's periodic thread waited in
+    sendto for seconds; slice a's pull job, sampled by that thread, missed
+    half its samples (23 of 50 in 5 s, gaps of 1.5 s)."""
+    import subprocess
+    a, _ = slices
+    specs = {s["name"]: s for s in slice_specs(live_node)}
+    silent = ["10.251.77.2", "10.251.77.3"]
+    ns, link = "sppadvsilent", "sppadvsl"
+
+    def sh(cmd):
+        subprocess.run(cmd, shell=True, check=True, capture_output=True)
+
+    sh(f"ip link add {link}0 type veth peer name {link}1; ip netns add {ns}; "
+       f"ip link set {link}1 netns {ns}; ip addr add 10.251.77.1/24 dev {link}0; "
+       f"ip link set {link}0 up; ip -n {ns} link set {link}1 arp off up")
+    try:
+        for addr in silent:                 # the hosts' addresses, local while they call
+            sh(f"ip addr add {addr}/32 dev lo")
+        for name, addr in zip("cd", silent, strict=True):
+            sp = specs[name]
+            s = Slice(controller.url, controller.create_slice(name, addr, sp["data_addr"],
+                                                              sp["lc_port"], sp["mac"]),
+                      local_address=addr)
+            f = s.alloc_fastpath(bw=1_000, filters=1, queues=1, buffers=8, stats=1)["fpid"]
+            for _ in range(8):
+                s.create_periodic(f, index=0, interval=100, size=1, model="push", port=9999)
+            s.close()
+        fa = a.alloc_fastpath(bw=1_000, filters=1, queues=1, buffers=8, stats=1)["fpid"]
+        pid = a.create_periodic(fa, index=0, interval=100, size=64)["pid"]
+        for addr in silent:                 # now behind the link, answering no ARP
+            sh(f"ip addr del {addr}/32 dev lo")
+        time.sleep(1)
+        t0 = time.time()
+        time.sleep(5)
+        times = sorted(x["time"] for x in a.get_periodic(pid)["vector"] if x["time"] > t0)
+        gaps = [y - x for x, y in zip(times, times[1:], strict=False)]
+        assert len(times) >= 40 and max(gaps) < 0.5, (len(times), max(gaps))
+    finally:
+        subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
+        subprocess.run(f"ip link del {link}0", shell=True, capture_output=True)
+        for addr in silent:
+            subprocess.run(f"ip addr del {addr}/32 dev lo", shell=True, capture_output=True)
