@@ -299,8 +299,12 @@ class SppNet:
                                          intfName1=f"sppctl-mg{i}").intf1.name))
             self.mgmt_intf[sh.name] = mgmt[-1][1]
         net.build()
+        # ip_no_pmtu_disc=3: "fragmentation needed" errors only for protocols that
+        # verify them (TCP): a slice host's forged one naming the periodic push
+        # socket would lock the path MTU towards any address at 552 bytes.
         ctl = ["ip link set lo up", f"ip addr add {CONTROLLER_CTL_ADDR}/{CTL_PLEN} dev sppctl-eth0",
-               "sysctl -qw net.ipv4.ip_forward=0", "sysctl -qw net.ipv6.conf.all.disable_ipv6=1"]
+               "sysctl -qw net.ipv4.ip_forward=0", "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+               "sysctl -qw net.ipv4.ip_no_pmtu_disc=3"]
         for sh, intf in mgmt:
             ctl += mgmt_commands(sh, intf)
         root = [f"ip addr add {SWITCH_CTL_ADDR}/{CTL_PLEN} dev sppmctl0",

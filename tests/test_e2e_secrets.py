@@ -199,3 +199,50 @@ def test_the_testbed_reads_a_slice_hosts_state_without_following_it(spp):
     finally:
         host.cmd(f"rm -f {f}; cp /tmp/keep.json {f}")
     assert spp.router_state("spp1rtr2") == state
+
+
+def test_a_slice_host_cannot_lower_the_controllers_path_mtu(spp):
+    """spp1rtr2 starts a push job and learns the port of the controller's
+    (unconnected) push socket from its datagrams; then it sends the controller
+    ICMP "fragmentation needed, MTU 300" naming that socket in its quoted
+    header, with spp1rtr's management address, then the switches' control
+    address, as the destination. The kernel checks only that such a socket
+    exists: it locked the controller's path MTU towards both at 552 bytes for
+    10 minutes (spp1rtr's answers and the switch writes cut in 552-byte
+    packets). The controller's namespace takes such errors only from
+    protocols that can verify them (TCP's sequence numbers)."""
+    from mininet_topo.topology import CONTROLLER_ADDR, SWITCH_CTL_ADDR
+    host, intf = "spp1rtr2", "spp1rtr2-eth1"
+    me = next(sh for sh in spp.plan.slice_hosts if sh.name == host)
+    victim = next(sh for sh in spp.plan.slice_hosts if sh.name == VICTIM)
+    targets = [victim.mgmt_addr, SWITCH_CTL_ADDR]
+    index = spp.router_state(host)["filters"][0]["stats"]
+    code = f"""
+import socket
+from scapy.all import ICMP, IP, UDP, send
+from slices.client import Slice
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind(({me.mgmt_addr!r}, 7777))
+rx.settimeout(5)
+with Slice() as s:
+    pid = s.create_periodic(1, index={index}, interval=100, size=1, model="push",
+                            port=7777)["pid"]
+    try:
+        _, (src, port) = rx.recvfrom(2048)
+    finally:
+        s.delete_periodic(pid)
+for dst in {targets!r}:
+    send(IP(src={me.mgmt_addr!r}, dst={CONTROLLER_ADDR!r}) / ICMP(type=3, code=4,
+         nexthopmtu=300) / IP(src={CONTROLLER_ADDR!r}, dst=dst, flags="DF")
+         / UDP(sport=port, dport=7777), iface={intf!r}, verbose=0)
+print("sent", src, port)
+"""
+    try:
+        out = py(spp, host, f"exec({code!r})")
+        assert out.startswith(f"sent {CONTROLLER_ADDR} "), out
+        time.sleep(0.5)
+        for dst in targets:
+            route = spp.ctl.cmd(f"ip route get {dst}")
+            assert " mtu " not in route, f"the controller's path MTU to {dst}: {route}"
+    finally:
+        spp.ctl.cmd("ip route flush cache")
