@@ -246,6 +246,69 @@ def test_an_answer_its_peer_does_not_read_is_not_kept():
         thread.join(timeout=10)
 
 
+async def small_answer(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"code":0}'})
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_pipelined_requests_are_not_queued_without_bound():
+    """HTTP/1.1 pipelining: uvicorn queues every request it parses behind the
+    one being answered, and reads on after each answer however many wait. One
+    slice host's connection sending tiny requests without waiting (and
+    reading the answers) grew `python -m controller` by 150 MB/s (2.3 GB in
+    15 s). A connection with more than conns.PIPELINED requests waiting is
+    reset; a few pipelined requests are all answered (review 19b, R19b-3)."""
+    from controller.conns import PIPELINED
+    port = free_port()
+    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
+                                          http=peer_limited()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), source_address=(SLICE_B_MGMT, 0),
+                                      timeout=5) as s:
+            s.sendall(request * PIPELINED)
+            got = b""
+            while got.count(b"HTTP/1.1 200") < PIPELINED:
+                chunk = s.recv(65536)
+                assert chunk, "a few pipelined requests were not all answered"
+                got += chunk
+        before = _rss_mb()
+        s = socket.socket()
+        s.bind((SLICE_A_MGMT, 0))
+        s.connect(("127.0.0.1", port))
+        def read_all():
+            try:
+                while s.recv(1 << 20):
+                    pass
+            except OSError:
+                pass
+        threading.Thread(target=read_all, daemon=True).start()
+        reset, t0 = False, time.monotonic()
+        try:
+            while time.monotonic() - t0 < 3:
+                s.sendall(request * 2000)
+        except OSError:
+            reset = True
+        grown = _rss_mb() - before
+        s.close()
+        assert reset and grown < 50, f"pipelining not stopped: reset {reset}, +{grown:.0f} MB"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 # ---- live switches --------------------------------------------------------
 
 @needs_bmv2
