@@ -38,6 +38,12 @@ WRITE_STALL = 10.0
 #: answers) grew the controller by 150 MB/s, 2.3 GB in 15 s (review 19b).
 PIPELINED = 8
 
+#: bytes of one request's head (request line and headers): the parser keeps
+#: no limit, and joins a long header's pieces over and over: one connection
+#: sending an endless header held the event loop, every slice's call taking
+#: 1-2 s, and grew the controller without end (review 19b)
+HEAD_BYTES = 64 * 1024
+
 
 def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProtocol,
                  allowed: frozenset[str] | None = None,
@@ -71,7 +77,22 @@ def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProt
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
+        _in_head = False
+        _head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > HEAD_BYTES:
+                    self.transport.abort()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._head_bytes = True, 0
+
         def on_headers_complete(self) -> None:
+            self._in_head = False
             super().on_headers_complete()
             if len(getattr(self, "pipeline", ())) > PIPELINED:
                 self.transport.abort()            # a reset; the parser stops here

@@ -309,6 +309,59 @@ def test_pipelined_requests_are_not_queued_without_bound():
         thread.join(timeout=10)
 
 
+def test_an_endless_request_head_is_cut_short():
+    """A request head has no limit in uvicorn's parser, which joins a long
+    header's pieces again and again: one slice host's connection sending an
+    endless header held the event loop (another host's calls took 1-2 s) and
+    grew the controller without end. A head past conns.HEAD_BYTES is reset;
+    a request with a large body is still answered (review 19b, R19b-4)."""
+    port = free_port()
+    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
+                                          http=peer_limited()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), source_address=(SLICE_B_MGMT, 0),
+                                      timeout=10) as b:
+            body = b"x" * 900_000
+            b.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            assert b.recv(65536).startswith(b"HTTP/1.1 200"), "a large body was refused"
+            s = socket.socket()
+            s.bind((SLICE_A_MGMT, 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            outcome = []
+
+            def endless():
+                try:
+                    while time.monotonic() - t0 < 4:
+                        s.sendall(b"a" * (1 << 20))
+                    outcome.append("not reset")
+                except OSError:
+                    outcome.append("reset")
+            t0 = time.monotonic()
+            attacker = threading.Thread(target=endless, daemon=True)
+            attacker.start()
+            slowest = 0.0
+            while attacker.is_alive() and time.monotonic() - t0 < 4:
+                time.sleep(0.3)
+                t1 = time.monotonic()
+                b.sendall(request)
+                assert b.recv(65536).startswith(b"HTTP/1.1 200")
+                slowest = max(slowest, time.monotonic() - t1)
+            attacker.join(timeout=10)
+            s.close()
+        assert outcome == ["reset"] and slowest < 0.5, (outcome, slowest)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 # ---- live switches --------------------------------------------------------
 
 @needs_bmv2
