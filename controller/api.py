@@ -507,7 +507,7 @@ class Callers:
     so that "did another host call within ``recent`` seconds?" costs the
     same however many addresses call. Only authenticated calls count."""
 
-    def __init__(self, recent: float = 1.0):
+    def __init__(self, recent: float = L.OTHERS_RECENT_S):
         self.recent = recent
         self._last: dict[str, float] = {}             # at most two: address -> time
 

@@ -95,3 +95,6 @@ CHANGES_IN_FLIGHT = 16
 ENTRY_CHANGES_PER_CHANGE = 8
 BATCH_WINDOW = CHANGES_IN_FLIGHT * ENTRY_CHANGES_PER_CHANGE
 BATCH_WINDOW_SHARED = 4
+# "Another slice host calls": it made an authenticated call within this many
+# seconds (api.Callers).
+OTHERS_RECENT_S = 1.0
