@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -510,16 +511,20 @@ class Callers:
     def __init__(self, recent: float = L.OTHERS_RECENT_S):
         self.recent = recent
         self._last: dict[str, float] = {}             # at most two: address -> time
+        self._lock = threading.Lock()     # the event loop and batches' threads use it
 
     def seen(self, who: str):
-        self._last.pop(who, None)
-        self._last[who] = time.monotonic()
-        if len(self._last) > 2:
-            del self._last[next(iter(self._last))]    # the least recent
+        with self._lock:
+            self._last.pop(who, None)
+            self._last[who] = time.monotonic()
+            if len(self._last) > 2:
+                del self._last[next(iter(self._last))]    # the least recent
 
     def others(self, who: str) -> bool:
         now = time.monotonic()
-        return any(now - t < self.recent for h, t in self._last.items() if h != who)
+        with self._lock:
+            last = list(self._last.items())
+        return any(now - t < self.recent for h, t in last if h != who)
 
 
 class FairShare:
@@ -701,10 +706,12 @@ def create_app(ctl, admin_token: str) -> FastAPI:
     )
     callers = Callers()
 
-    def authenticate(secret: str | None, address: str | None) -> dict:
-        """The calling slice; FairShare learns that its host called."""
+    def authenticate(secret: str | None, address: str | None, calling: bool = True) -> dict:
+        """The calling slice; FairShare learns that its host called (a batch
+        tells it itself, once its size is known)."""
         sl = ctl.admin.authenticate(secret, address)
-        callers.seen(address)
+        if calling:
+            callers.seen(address)
         return sl
 
     app.add_middleware(DirectCalls, ctl=ctl, authenticate=authenticate)
@@ -748,7 +755,8 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         # and before the arguments are validated: a caller without a slice
         # learns nothing about them (only whether its body was JSON at all).
         return authenticate(cred.credentials if cred else None,
-                            request.client.host if request.client else None)
+                            request.client.host if request.client else None,
+                            calling=request.url.path != "/api/batch")
 
     def admin(x_spp_admin: Annotated[str | None, Header()] = None):
         if not x_spp_admin or not hmac.compare_digest(x_spp_admin.encode(),
@@ -780,6 +788,8 @@ def create_app(ctl, admin_token: str) -> FastAPI:
                           "error), and one call's failure changes nothing of the others.")
     def batch(body: Batch, sl: dict = Depends(slice_of)):
         host = sl["mgmt_addr"]
+        if len(body.calls) <= L.BULK_BATCH_CALLS:          # not a bulk load (limits.py)
+            callers.seen(host)
         # Rendered here, in the batch's worker thread: an answer of megabytes
         # (a thousand mem_reads) must not stall the event loop, which serves
         # every slice's calls.

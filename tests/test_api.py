@@ -472,19 +472,28 @@ def slow_change(ctl, monkeypatch, seconds: float, function: str = "free_fastpath
 
 
 @contextlib.contextmanager
-def another_host_calling(c):
+def another_host_calling(c, batch: int = 0):
     """Slice b (add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)) calls from its
-    own host, once before the block and every 0.1 s during it."""
+    own host, once before the block and every 0.1 s during it (``batch``:
+    a batch of that many calls each time)."""
     import time
     stop = threading.Event()
     with TestClient(c.app, client=("10.0.9.9", 40000)) as other:
         other.headers["Authorization"] = "Bearer sekret-b"
 
+        def call():
+            if batch:
+                rep = other.post("/api/batch", json={"calls": [{"fn": "get_interfaces"}]
+                                                     * batch}).json()
+                assert [r["code"] for r in rep["result"]] == [0] * batch
+            else:
+                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+
         def keep_calling():
             while not stop.is_set():
-                assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+                call()
                 time.sleep(0.1)
-        assert other.post("/api/get_interfaces", json={}).json()["code"] == 0
+        call()
         b = threading.Thread(target=keep_calling)
         b.start()
         try:
@@ -577,6 +586,29 @@ def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
                                              * (4 * shared)}).json()
             assert [r["code"] for r in rep["result"]] == [0] * (4 * shared)
             assert max(m for _, m in starts) == shared, (function, starts)
+
+
+def test_another_slices_bulk_batches_leave_a_batch_its_window(client, monkeypatch):
+    """Slices loading filters at once each keep their whole window: a batch
+    of more than BULK_BATCH_CALLS calls does not count as "another slice
+    host calls". A small batch does, as single calls do: a slice whose
+    batches are small keeps the shared window's protection."""
+    import time
+
+    from controller import limits
+    c, ctl = client
+    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
+    k = limits.ENTRY_CHANGES_PER_CHANGE
+    fltr = {"fn": "write_fltr", "args": {"fpid": 1, "fid": 1, "type": 0, "key": {}, "mask": {},
+                                         "result": {"action": "drop"}}}
+    for size, window in ((limits.BULK_BATCH_CALLS + 1, k * limits.CHANGES_IN_FLIGHT),
+                         (limits.BULK_BATCH_CALLS, limits.BATCH_WINDOW_SHARED)):
+        time.sleep(limits.OTHERS_RECENT_S)              # b's earlier calls forgotten
+        starts = slow_change(ctl, monkeypatch, 0.05, "write_fltr")
+        with another_host_calling(c, batch=size):
+            rep = c.post("/api/batch", json={"calls": [fltr] * (2 * window)}).json()
+        assert [r["code"] for r in rep["result"]] == [0] * (2 * window)
+        assert max(m for _, m in starts) == window, (size, starts)
 
 
 def test_push_receiver_takes_entries_from_the_controller_only():
@@ -702,3 +734,4 @@ def test_a_refused_single_call_leaves_no_garbage_cycle(monkeypatch):
         assert ref() is None, "the refused call's arguments outlive it"
     finally:
         gc.enable()
+
