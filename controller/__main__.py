@@ -43,9 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = ap.parse_args(argv)
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        filename=args.log_file,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to(args.log_file, logging.DEBUG if args.verbose else logging.INFO)
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         ap.error(f"--listen {args.listen!r}: expected ADDR:PORT")
@@ -128,6 +126,21 @@ def main(argv=None) -> int:
             operator.should_exit = True
         ctl.stop()
     return 0
+
+
+def log_to(path: Path | None, level: int):
+    """The controller's log, uvicorn's warnings too (api.server_config leaves
+    them to the root logger). In a file it takes at most twice
+    LOG_FILE_BYTES (rotated once): uvicorn warns once per malformed request,
+    and no caller may fill the disk of the databases that way (review 19b:
+    364 KB/s from one client, on an unbounded file)."""
+    from logging.handlers import RotatingFileHandler
+
+    from .limits import LOG_FILE_BYTES
+    handler = (RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=1)
+               if path else logging.StreamHandler())
+    logging.basicConfig(level=level, handlers=[handler], force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 if __name__ == "__main__":

@@ -846,7 +846,9 @@ def server_config(app, host: str, port: int, **kw) -> uvicorn.Config:
     the TCP peer is the caller, and the source-address check must see it.
     With uvicorn's default (trust X-Forwarded-For from 127.0.0.1), a local
     caller could claim any slice host's address with a header.
+    ``log_config=None``: uvicorn's loggers go to the root logger (the
+    controller's rotated log file, __main__.log_to), not to stderr.
     """
-    kw = {"log_level": "warning", "access_log": False, **kw}
+    kw = {"log_level": "warning", "access_log": False, "log_config": None, **kw}
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
                           **kw)

@@ -103,3 +103,8 @@ BATCH_WINDOW_SHARED = 4
 # batches keeps the protection of the shared window.
 OTHERS_RECENT_S = 1.0
 BULK_BATCH_CALLS = CHANGES_IN_FLIGHT
+
+# The controller's log file (--log-file) is rotated at this size, one old
+# file kept: at most twice this on the disk of the databases, whatever
+# callers make it log (__main__.log_to).
+LOG_FILE_BYTES = 16 << 20

@@ -309,6 +309,48 @@ def test_pipelined_requests_are_not_queued_without_bound():
         thread.join(timeout=10)
 
 
+def test_malformed_requests_cannot_fill_the_disk_with_the_log(tmp_path, monkeypatch):
+    """uvicorn warns once per malformed request. Those warnings go to the
+    controller's log file (not to an unbounded stderr file next to the
+    databases), which is rotated at LOG_FILE_BYTES with one old file kept:
+    a caller sending nothing but malformed requests takes at most twice that
+    of the disk (review 19b, R19b-5: 364 KB/s from one client)."""
+    import logging
+
+    from controller import limits
+    from controller.__main__ import log_to
+    monkeypatch.setattr(limits, "LOG_FILE_BYTES", 8 << 10)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    log = tmp_path / "controller.log"
+    log_to(log, logging.INFO)
+    port = free_port()
+    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
+                                          http=peer_limited()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for _ in range(400):
+            with socket.create_connection(("127.0.0.1", port),
+                                          source_address=(SLICE_A_MGMT, 0), timeout=5) as a:
+                a.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                a.recv(1024)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        for h in root.handlers:
+            h.close()
+        root.handlers[:], root.level = saved
+    files = [log, log.with_name(log.name + ".1")]
+    assert all(f.exists() for f in files), "rotated once at least"
+    assert "Invalid HTTP request" in log.read_text() + files[1].read_text()
+    assert sum(f.stat().st_size for f in files) <= 2 * (8 << 10) + 1024
+    assert not log.with_name(log.name + ".2").exists()
+
+
 def test_an_endless_request_head_is_cut_short():
     """A request head has no limit in uvicorn's parser, which joins a long
     header's pieces again and again: one slice host's connection sending an
