@@ -16,9 +16,10 @@ their fields (repeated fields appended, in order), so the parent puts the
 request's header (device and election IDs) in front and sends the bytes as
 they are. Only the parent's pipes reach the child: nothing of a slice's does.
 
-The child is a helper, never a dependency: if it dies, stalls, or is not
-there, the caller encodes in its own thread as before (``EncoderError``),
-and the next group starts a new child.
+The child is a helper, never a dependency: if it dies, stalls, is not
+ready yet, or loaded another build of the P4 files, the caller encodes in
+its own thread as before (``EncoderError``), and starts another child a
+while later (scd.ENCODER_RETRY_S).
 """
 
 from __future__ import annotations
