@@ -4,6 +4,7 @@ Each test fails with its protection switched off."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -132,9 +133,9 @@ async def health(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def serve(port: int, protocol: type):
-    server = uvicorn.Server(server_config(health, "127.0.0.1", port, timeout_keep_alive=1,
-                                          http=protocol))
+def serve(port: int, protocol: type, app=health, timeout_keep_alive: float = 1):
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port,
+                                          timeout_keep_alive=timeout_keep_alive, http=protocol))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -207,13 +208,7 @@ def test_an_answer_its_peer_does_not_read_is_not_kept():
     dropped; a peer that reads gets all of it (review 19, R19-2)."""
     port = free_port()
     protocol = peer_limited(write_stall=0.5)
-    server = uvicorn.Server(server_config(big_answer, "127.0.0.1", port, timeout_keep_alive=1,
-                                          http=protocol))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    server, thread = serve(port, protocol, app=big_answer)
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     try:
         stalled = []
@@ -258,6 +253,19 @@ def _rss_mb() -> float:
         return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
 
 
+@contextlib.contextmanager
+def small_server():
+    """``small_answer`` served as ``python -m controller`` serves the API
+    (server_config, peer_limited connections); its port."""
+    port = free_port()
+    server, thread = serve(port, peer_limited(), app=small_answer, timeout_keep_alive=5)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def test_pipelined_requests_are_not_queued_without_bound():
     """HTTP/1.1 pipelining: uvicorn queues every request it parses behind the
     one being answered, and reads on after each answer however many wait. One
@@ -266,16 +274,8 @@ def test_pipelined_requests_are_not_queued_without_bound():
     15 s). A connection with more than conns.PIPELINED requests waiting is
     reset; a few pipelined requests are all answered (review 19b, R19b-3)."""
     from controller.conns import PIPELINED
-    port = free_port()
-    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
-                                          http=peer_limited()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    try:
+    with small_server() as port:
         with socket.create_connection(("127.0.0.1", port), source_address=(SLICE_B_MGMT, 0),
                                       timeout=5) as s:
             s.sendall(request * PIPELINED)
@@ -304,9 +304,6 @@ def test_pipelined_requests_are_not_queued_without_bound():
         grown = _rss_mb() - before
         s.close()
         assert reset and grown < 50, f"pipelining not stopped: reset {reset}, +{grown:.0f} MB"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_malformed_requests_cannot_fill_the_disk_with_the_log(tmp_path, monkeypatch):
@@ -324,23 +321,14 @@ def test_malformed_requests_cannot_fill_the_disk_with_the_log(tmp_path, monkeypa
     saved = root.handlers[:], root.level
     log = tmp_path / "controller.log"
     log_to(log, logging.INFO)
-    port = free_port()
-    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
-                                          http=peer_limited()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for _ in range(400):
-            with socket.create_connection(("127.0.0.1", port),
-                                          source_address=(SLICE_A_MGMT, 0), timeout=5) as a:
-                a.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-                a.recv(1024)
+        with small_server() as port:
+            for _ in range(400):
+                with socket.create_connection(("127.0.0.1", port),
+                                              source_address=(SLICE_A_MGMT, 0), timeout=5) as a:
+                    a.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                    a.recv(1024)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         for h in root.handlers:
             h.close()
         root.handlers[:], root.level = saved
@@ -357,16 +345,8 @@ def test_an_endless_request_head_is_cut_short():
     endless header held the event loop (another host's calls took 1-2 s) and
     grew the controller without end. A head past conns.HEAD_BYTES is reset;
     a request with a large body is still answered (review 19b, R19b-4)."""
-    port = free_port()
-    server = uvicorn.Server(server_config(small_answer, "127.0.0.1", port,
-                                          http=peer_limited()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    try:
+    with small_server() as port:
         with socket.create_connection(("127.0.0.1", port), source_address=(SLICE_B_MGMT, 0),
                                       timeout=10) as b:
             body = b"x" * 900_000
@@ -399,9 +379,6 @@ def test_an_endless_request_head_is_cut_short():
             attacker.join(timeout=10)
             s.close()
         assert outcome == ["reset"] and slowest < 0.5, (outcome, slowest)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 # ---- live switches --------------------------------------------------------
