@@ -103,16 +103,17 @@ def peer_limited(per_host: int = CONNECTIONS_PER_HOST, base: type = AutoHTTPProt
             if self._stalled is None:
                 self._stalled = self.loop.call_later(write_stall, self.transport.abort)
 
-        def resume_writing(self) -> None:
+        def _unstall(self) -> None:
             if self._stalled is not None:
                 self._stalled.cancel()
                 self._stalled = None
+
+        def resume_writing(self) -> None:
+            self._unstall()
             super().resume_writing()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._stalled is not None:
-                self._stalled.cancel()
-                self._stalled = None
+            self._unstall()
             if not self._counted:
                 return
             self._counted = False

@@ -30,6 +30,7 @@ import queue
 import sqlite3
 import threading
 import traceback
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -303,18 +304,17 @@ class NodeExecutor:
         """Every switch's part of the group, the switches in parallel: per
         switch, one batched write, then its registers in the group's order
         (fresh partitions zeroed, words written)."""
-        work: dict[str, dict] = {}
+        work: dict[str, dict] = defaultdict(lambda: {"ups": [], "regs": []})
         for c in changes:
             for sw, ups in c.updates.items():
-                work.setdefault(sw, {"ups": [], "regs": []})["ups"].extend(ups)
+                work[sw]["ups"].extend(ups)
             # In the group's order: a partition freed and given to another
             # slice's fastpath in the same group is zeroed after the words
             # its old owner wrote there, not before (review 19, R19-3).
             for sw, reg, start, count in c.fills:
-                work.setdefault(sw, {"ups": [], "regs": []})["regs"].append(
-                    (reg, range(start, start + count)))
+                work[sw]["regs"].append((reg, range(start, start + count)))
             for sw, reg, cells, _ in c.registers:
-                work.setdefault(sw, {"ups": [], "regs": []})["regs"].append((reg, cells))
+                work[sw]["regs"].append((reg, cells))
 
         def run(scd, w):
             scd.write(w["ups"])

@@ -38,15 +38,14 @@ log = logging.getLogger(__name__)
 #: seconds a switch has to answer one request
 DEADLINE = 3.0
 
-#: A group's updates for a switch are encoded in the encoder process
-#: (encoder.py), while the executor goes on with the group, once there are
-#: this many; fewer are encoded in the executor's thread (one call's would
-#: wait for the round trip and gain nothing). They are handed over this
-#: many at a time. 8, not 32: while several slices load filters, each
-#: batch has 4 changes in flight (limits.BATCH_WINDOW_SHARED) and groups
-#: are of 10-30 (4 slices loading: 6,400-6,600 filters/s against
-#: 5,000-5,800 with 32; single calls' groups are too small either way).
-AHEAD_MIN = 8
+#: A group's updates for a switch are handed to the encoder process
+#: (encoder.py) this many at a time, while the executor goes on with the
+#: group; a group with fewer is encoded in the executor's thread (one
+#: call's would wait for the round trip and gain nothing). 8, not 32: while
+#: several slices load filters, each batch has 4 changes in flight
+#: (limits.BATCH_WINDOW_SHARED) and groups are of 10-30 (4 slices loading:
+#: 6,400-6,600 filters/s against 5,000-5,800 with 32; single calls' groups
+#: are too small either way).
 AHEAD_CHUNK = 8
 #: seconds after an encoder failed before another is started (meanwhile the
 #: executor's thread encodes)
@@ -223,13 +222,13 @@ class Scd:
     # ---- encoding ahead (encoder.py) ----
     def encode_ahead(self, updates):
         """The executor's group will write ``updates`` to this switch, after
-        those given before: once there are AHEAD_MIN, the encoder process
+        those given before: once there are AHEAD_CHUNK, the encoder process
         encodes them meanwhile. Never fails: whatever goes wrong, write_send
         encodes them itself."""
         if self._ahead_off:
             return
         self._ahead.extend(updates)
-        if len(self._ahead) < AHEAD_MIN or len(self._ahead) - self._sent < AHEAD_CHUNK:
+        if len(self._ahead) - self._sent < AHEAD_CHUNK:
             return
         enc = self._encoder_now()
         if enc is None:                 # none ready: this group is encoded here
