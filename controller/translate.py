@@ -159,6 +159,11 @@ def lc_base_entries(node: Node) -> list[Entry]:
     out = []
     for i in node.interfaces:
         out += [pl.lc_arp(i.addr, i.mac), pl.lc_local_addr(i.addr)]
+        if i.peering and i.peer:
+            # A peering meta-interface takes only its peer's packets (the NPE
+            # checks the outer source): that source only from the peering
+            # link, or an end host would pass for the peer node.
+            out.append(pl.lc_src_owner(i.peer, i.lc_port))
     if node.gpe_gateway:
         out += [pl.lc_arp(node.gpe_gateway, node.gpe_mac), pl.lc_local_addr(node.gpe_gateway)]
     for r in node.routes:

@@ -23,7 +23,17 @@ from controller.conns import CONNECTIONS_PER_HOST, peer_limited
 from controller.errors import SppError as CtlError
 from controller.executor import PATIENCE, NodeExecutor
 from controller.store import Store
-from mininet_topo.livenode import END_HOST, GW, IF1, LC_IF1_MAC, NPE_ADDR, PEER2, SLICE_B
+from mininet_topo.livenode import (
+    END_HOST,
+    GW,
+    IF1,
+    IF2,
+    LC_IF1_MAC,
+    LC_IF2_MAC,
+    NPE_ADDR,
+    PEER2,
+    SLICE_B,
+)
 from slices.client import Slice, SppError
 
 NH = "192.168.1.200"
@@ -871,3 +881,28 @@ def test_slice_hosts_that_take_no_push_do_not_stall_the_others_periodic_jobs(con
         subprocess.run(f"ip link del {link}0", shell=True, capture_output=True)
         for addr in silent:
             subprocess.run(f"ip addr del {addr}/32 dev lo", shell=True, capture_output=True)
+
+
+@needs_bmv2
+def test_only_the_peer_sends_from_the_peers_address(controller, slices, live_node):
+    """A peering meta-interface takes packets only from its peer (the NPE
+    checks the outer source). An end host on interface 1's link sent "from
+    the peer" to slice a's peering meta-interface (interface 2's address):
+    the LC demultiplexed it to the NPE, whose check passed (5 of 5 taken by
+    a's filter). The LC now takes the peer's address as a source only from
+    the peering link (`spoofed`); the peer's own packets pass (review 20,
+    R20-1)."""
+    a, _ = slices
+    f = a.alloc_fastpath(bw=10_000, filters=8, queues=2, buffers=64, stats=4)["fpid"]
+    a.resrv_fpath_ifbw(f, ifn=2, bw=2_000)
+    y = a.alloc_udp_tunnel(f, ifn=2, bw=1_000)
+    a.write_fltr(f, 1, key={"meta_if": y["mi"]}, mask={"meta_if": 0xFFFF},
+                 result={"action": "local", "stats": 1})
+    inner = IP(src="10.9.0.1", dst="10.1.2.3") / UDP(sport=1, dport=2) / Raw(b"s" * 50)
+    forged = IP(src=PEER2, dst=IF2) / UDP(sport=y["port"], dport=y["port"], chksum=0) / inner
+    out = live_node.send_and_capture("ext0t", [bytes(Ether(dst=LC_IF1_MAC) / forged)] * 5,
+                                     "sliceA", wait=0.5)
+    assert (len(out), a.read_stats(f, 1)["pre_packets"]) == (0, 0)
+    out = live_node.send_and_capture("ext1t", [bytes(Ether(dst=LC_IF2_MAC) / forged)] * 5,
+                                     "sliceA", wait=0.5)
+    assert a.read_stats(f, 1)["pre_packets"] == 5
