@@ -21,9 +21,15 @@ P4_OUT := p4/build/npe.json p4/build/npe.p4info.txtpb p4/build/lc.json p4/build/
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# //'
 
+# The controller's encoder processes (controller/encoder.py) use protobuf's
+# compiled implementation from a directory of its own: p4runtime-shell pins
+# the venv's protobuf to the pure-Python 3.20.
+ENCODER_PROTOBUF := protobuf>=5.26,<7
+
 $(PY): pyproject.toml
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/encoder-protobuf '$(ENCODER_PROTOBUF)'
 	@touch $(PY)
 
 venv: $(PY)

@@ -15,6 +15,7 @@ import pytest
 from conftest import needs_bmv2
 from p4.v1 import p4runtime_pb2
 
+from controller import encoder as encoder_mod
 from controller import pipeline as pl
 from controller import scd as scd_mod
 from controller.encoder import Encoder, EncoderError, EncodingRefused
@@ -49,8 +50,7 @@ def encoder():
     enc.close(wait=0)
 
 
-def test_the_encoder_encodes_as_the_executors_thread_would(encoder):
-    p, enc = encoder
+def _encodes_as_the_parent(p, enc):
     ups = _updates(70)
     for at in range(0, len(ups), 32):
         enc.add(ups[at:at + 32])
@@ -67,6 +67,33 @@ def test_the_encoder_encodes_as_the_executors_thread_would(encoder):
     again = p4runtime_pb2.WriteRequest.FromString(enc.take())
     assert len(again.updates) == 3 and again.updates[0] == whole.updates[0]
     assert enc.take() == b""
+
+
+def test_the_encoder_encodes_as_the_executors_thread_would(encoder):
+    _encodes_as_the_parent(*encoder)
+
+
+@pytest.mark.parametrize("protobuf", ["compiled", "none", "unusable"])
+def test_the_encoder_uses_the_compiled_protobuf_where_it_can(protobuf, monkeypatch, tmp_path):
+    """``make venv`` installs a compiled protobuf for the encoder; without
+    one, or with one that does not load, the child encodes with the
+    controller's pure-Python protobuf: the same bytes either way."""
+    if protobuf == "compiled" and not os.path.isdir(encoder_mod.COMPILED_DIR):
+        pytest.skip(f"no compiled protobuf in {encoder_mod.COMPILED_DIR}: run `make venv`")
+    if protobuf == "none":
+        monkeypatch.setenv(encoder_mod.COMPILED_ENV, "")
+    elif protobuf == "unusable":
+        broken = tmp_path / "google" / "protobuf"
+        broken.mkdir(parents=True)
+        (broken / "__init__.py").write_text("raise ImportError('a broken install')\n")
+        monkeypatch.setenv(encoder_mod.COMPILED_ENV, str(tmp_path))
+    p = pl.npe_pipeline()
+    enc = Encoder(p.p4info_path, p.json_path, p.cookie, timeout=5.0)
+    try:
+        _encodes_as_the_parent(p, enc)
+        assert enc.compiled is (protobuf == "compiled")
+    finally:
+        enc.close(wait=0)
 
 
 def test_an_update_it_cannot_encode_fails_the_take_not_the_next(encoder):
