@@ -14,7 +14,11 @@
 Generator: tcpreplay, sending pre-built frames from a private namespace;
 sink: the receive counter of a veth in that namespace. Throughput: offered
 at tcpreplay's top speed for a few seconds, measured as the receive rate in
-the steady middle of the window. Latency: one way, at 200 packets/s, from
+the steady middle of the window. Cases (b) and (c), whose ratio issue 9.5
+is about, are measured side by side (paired_rounds): both switches up at
+once, in alternating short rounds of the same frames, each round also
+measuring the switch's CPU time per packet at a paced rate; the ratio is the
+median of the rounds' ratios, reported with its range. Latency: one way, at 200 packets/s, from
 kernel timestamps (tcpdump) on the generator's and the sink's interfaces,
 matched by a sequence number in the payload. Frame sizes are those of the
 end hosts' packets; in the tunnel cases (c, d) the frames on the wire carry
@@ -91,14 +95,17 @@ def seq_of(frame: bytes) -> int | None:
 class Setup(InNamespace):
     """One forwarder between the generator (gen0) and the sink (sink0)."""
 
-    def __init__(self, case: str, workdir: Path, bmv2: str | None = None):
+    def __init__(self, case: str, workdir: Path, bmv2: str | None = None, slot: int = 0):
         self.case = case
         self.bmv2 = bmv2                    # another simple_switch_grpc (default: PATH's)
         self.next_seq = 1_000_000           # latency probes: never a throughput frame's
         self.workdir = workdir
-        self.ns = Namespace("spp-bench-dp")
+        self.slot = slot                    # several set-ups up at once: one slot each
+        self.ns = Namespace(f"spp-bench-dp{slot or ''}")
         self.others: list[Namespace] = []
         self.switch_pid: int | None = None
+        self.pcaps: set[int] = set()        # sizes whose frames() are written
+        self.gen_cpus: str | None = None    # the generator's CPUs (taskset -c), if pinned
 
     def close(self):
         for ns in self.others:
@@ -131,17 +138,18 @@ class Setup(InNamespace):
             # (docs/metanet.md), here as the slice host's own MAC.
             stamp = pl.lc_port_stamp(GPE_LC_PORT).to_bytes(6, "big")
             ns.run("ip", "link", "set", "gpe0", "address", ":".join(f"{b:02x}" for b in stamp))
-        ns.link_to_root("sppmb0", "mgmt0", "10.251.0.1/30", "10.251.0.2/30")
+        mgmt = f"10.251.{self.slot}"
+        ns.link_to_root(f"sppmb{self.slot}", "mgmt0", f"{mgmt}.1/30", f"{mgmt}.2/30")
         program = self.case if self.case in ("minimal", "lc") else "npe"
         spec = SwitchSpec(program, ports, 9559, 9090, log_file=self.workdir / f"{program}.log",
                           quiet=True)
         cmd = spec.command()
-        cmd[cmd.index("--grpc-server-addr") + 1] = "10.251.0.2:9559"
+        cmd[cmd.index("--grpc-server-addr") + 1] = f"{mgmt}.2:9559"
         if self.bmv2:
             cmd[0] = self.bmv2
         proc = ns.popen(cmd, spec.log_file)
         wait_ready(spec, lambda: proc.poll() is None,
-                   probe=lambda port: ns.probe(port, "10.251.0.2"))
+                   probe=lambda port: ns.probe(port, f"{mgmt}.2"))
         self.switch_pid = proc.pid          # ip netns exec execs the switch itself
         if program == "minimal":
             pipe = Pipeline(str(ROOT / "bench/p4/build/minimal.p4info.txtpb"),
@@ -158,7 +166,7 @@ class Setup(InNamespace):
         else:
             pipe = pl.npe_pipeline()
             entries = self._npe_entries()
-        with SwitchConnection("10.251.0.2:9559", pipe) as conn:
+        with SwitchConnection(f"{mgmt}.2:9559", pipe) as conn:
             conn.set_pipeline()
             conn.insert(entries)
             if program == "lc":
@@ -228,16 +236,40 @@ class Setup(InNamespace):
             return plain_frame(size, seq, self.dst_mac)
         return tunnel_frame(size, seq)
 
+    def frames(self, size: int) -> Path:
+        """A pcap of 256 frames of ``size`` (sequence numbers 0-255) for tcpreplay to loop
+        over, written once per set-up (the frames carry its MAC addresses)."""
+        pcap = self.workdir / f"tp-{self.case}-{size}.pcap"
+        if size not in self.pcaps:
+            wrpcap(str(pcap), [Ether(self.frame(size, i)) for i in range(256)])
+            self.pcaps.add(size)
+        return pcap
+
+    def pin(self, switch_cpus: str, gen_cpus: str | None):
+        """The switch's threads onto ``switch_cpus``, the generator onto ``gen_cpus`` (None:
+        anywhere) from the next run on."""
+        subprocess.run(["taskset", "-a", "-p", "-c", switch_cpus, str(self.switch_pid)],
+                       check=True, capture_output=True)
+        self.gen_cpus = gen_cpus
+
     def rx(self) -> int:
         return int(self.ns.run("cat", "/sys/class/net/sink0/statistics/rx_packets").stdout)
 
+    def cpu(self) -> float | None:
+        """The switch's CPU time so far (s, all its threads; None without a switch)."""
+        if self.switch_pid is None:
+            return None
+        fields = Path(f"/proc/{self.switch_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def throughput(self, size: int, seconds: float = 3.0) -> dict:
         self.drain()
-        pcap = self.workdir / f"tp-{self.case}-{size}.pcap"
-        wrpcap(str(pcap), [Ether(self.frame(size, i)) for i in range(256)])
+        pcap = self.frames(size)
         samples = []
+        cpu0 = self.cpu()
         t0 = time.monotonic()
-        gen = subprocess.Popen(["ip", "netns", "exec", self.ns.name, "tcpreplay", "-q", "-K",
+        pin = ["taskset", "-c", self.gen_cpus] if self.gen_cpus else []
+        gen = subprocess.Popen(pin + ["ip", "netns", "exec", self.ns.name, "tcpreplay", "-q", "-K",
                                 "--topspeed", "--loop=0", f"--duration={seconds:g}", "-i", "gen0",
                                 str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
@@ -249,14 +281,20 @@ class Setup(InNamespace):
         while time.monotonic() < end:
             samples.append((time.monotonic() - t0, self.rx()))
             time.sleep(0.05)
+        cpu1 = self.cpu()
         sent = re.search(r"Actual: (\d+) packets", out)
         lo, hi = seconds * 0.25, seconds * 0.85          # the steady middle
         a = min(samples, key=lambda s: abs(s[0] - lo))
         b = min(samples, key=lambda s: abs(s[0] - hi))
         pps = (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
+        received = samples[-1][1] - samples[0][1]
         return {"pps": pps, "mbps": pps * size * 8 / 1e6,
                 "offered_pps": int(sent.group(1)) / seconds if sent else None,
-                "received": samples[-1][1] - samples[0][1]}
+                "received": received,
+                # the switch's CPU time (all threads, the whole window and its tail) per
+                # packet it delivered, its work on the packets it dropped included
+                "top_cpu_us_per_pkt": (cpu1 - cpu0) * 1e6 / received
+                if cpu0 is not None and received else None}
 
     def drain(self, quiet: float = 0.5, timeout: float = 30.0):
         """Wait until nothing arrives any more (queues of the last run empty)."""
@@ -361,28 +399,140 @@ def categorize(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda x: -x["percent"])
 
 
+def _median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def _summary(s: Setup, size: int, tps: list[dict], runs: int, log) -> dict:
+    """A case's row for one size: the median of its throughput runs, then its latency."""
+    lats = [s.latency(size) for _ in range(runs)]
+    med = {k: statistics.median(t[k] for t in tps) for k in ("pps", "mbps")}
+    lat = {k: _median([x[k] for x in lats]) for k in ("p50_us", "p90_us", "p99_us")}
+    log(f"  {CASES[s.case]:<24} {size:>5} B: {med['pps']:>10.0f} pkt/s "
+        f"{med['mbps']:>8.1f} Mb/s  p50 {lat['p50_us'] or 0:>8.0f} us")
+    return {**med, **lat, "offered_pps": statistics.median(t["offered_pps"] or 0 for t in tps),
+            "all_pps": [t["pps"] for t in tps],
+            "top_cpu_us_per_pkt": _median([t["top_cpu_us_per_pkt"] for t in tps]),
+            "cpu_us_per_pkt": _median([t.get("cpu_us_per_pkt") for t in tps])}
+
+
+# minimal.p4 and the NPE fastpath, the ratio issue 9.5 is about, are measured side by side:
+# both switches up at once (each in its namespace), the same frames offered to one, then the
+# other, in alternating order (minimal first in odd rounds, the NPE first in even ones), so
+# that whatever else the shared cores do at that moment hits both sides of each pair.
+PAIRED = ("minimal", "fastpath")
+# Per round, besides top speed: the switch's CPU time per packet at this paced rate, which
+# both carry without loss (bench/bmv2_builds.py compares the builds at the same rate).
+PACED = (7_500, 1.0)
+
+
+def paired_rounds(setups: dict, size: int, rounds: int, seconds: float, log) -> dict:
+    """``rounds`` pairs of runs: top speed for ``seconds``, then PACED. Per pair, the
+    NPE/minimal ratio of top-speed packet rates and of CPU cost (minimal's µs per packet over
+    the NPE's: the rate the NPE would reach next to minimal.p4 if the switch's CPU time were
+    all that limits it). The other switch's CPU while one is measured is recorded too (it
+    should idle)."""
+    from .bmv2_builds import paced
+    runs = {c: [] for c in PAIRED}
+    idle = []
+    for r in range(rounds):
+        for case in (PAIRED if r % 2 == 0 else PAIRED[::-1]):
+            other = setups[PAIRED[1 - PAIRED.index(case)]]
+            c0 = other.cpu()
+            t = setups[case].throughput(size, seconds)
+            p = paced(setups[case], size, *PACED)
+            idle.append(other.cpu() - c0)
+            runs[case].append({**t, "paced": p, "cpu_us_per_pkt": p["cpu_us_per_pkt"]})
+        m, f = (runs[c][-1] for c in PAIRED)
+        log(f"  round {r + 1} {size:>5} B: minimal.p4 {m['pps']:>8,.0f} pkt/s "
+            f"{m['cpu_us_per_pkt'] or 0:5.1f} us CPU/pkt, NPE {f['pps']:>8,.0f} pkt/s "
+            f"{f['cpu_us_per_pkt'] or 0:5.1f} us CPU/pkt: {f['pps'] / m['pps']:.2f}x")
+    pairs = list(zip(*runs.values(), strict=True))
+    ratios = [f["pps"] / m["pps"] for m, f in pairs if m["pps"]]
+    cpu = [m["cpu_us_per_pkt"] / f["cpu_us_per_pkt"] for m, f in pairs
+           if m["cpu_us_per_pkt"] and f["cpu_us_per_pkt"]]
+    lost = [1 - x["paced"]["delivered"] / x["paced"]["sent"] for v in runs.values() for x in v
+            if x["paced"]["sent"]]
+    return {"runs": runs, "ratios": ratios, "ratio": _median(ratios), "cpu_ratios": cpu,
+            "cpu_ratio": _median(cpu), "paced_pps": PACED[0], "paced_s": PACED[1],
+            "paced_lost_max": max(lost, default=None), "other_cpu_s_max": max(idle, default=None)}
+
+
+def pinned_rounds(setups: dict, size: int, rounds: int, seconds: float, log) -> dict | None:
+    """Top speed as in paired_rounds, with the generator on one core and the switch (all its
+    threads) on another: neither takes the other's CPU, so the rate is the switch's on one
+    core. None on a machine with fewer than two cores."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    gen, sw, every = str(cpus[0]), str(cpus[1]), ",".join(map(str, cpus))
+    runs = {c: [] for c in PAIRED}
+    try:
+        for s in setups.values():
+            s.pin(sw, gen)
+        for r in range(rounds):
+            for case in (PAIRED if r % 2 == 0 else PAIRED[::-1]):
+                runs[case].append(setups[case].throughput(size, seconds)["pps"])
+            log(f"  pinned round {r + 1} {size:>5} B: minimal.p4 {runs['minimal'][-1]:>8,.0f} "
+                f"pkt/s, NPE {runs['fastpath'][-1]:>8,.0f} pkt/s")
+    finally:
+        for s in setups.values():
+            s.pin(every, None)
+    ratios = [f / m for m, f in zip(*runs.values(), strict=True) if m]
+    return {"size": size, "rounds": rounds, "seconds": seconds, "generator_cpu": gen,
+            "switch_cpu": sw, "pps": runs, "ratios": ratios, "ratio": _median(ratios)}
+
+
 def run(runs: int = 3, sizes=SIZES, cases=tuple(CASES), seconds: float = 3.0,
-        profile: bool = True, log=print) -> dict:
+        rounds: int | None = None, round_seconds: float = 2.0, profile: bool = True,
+        log=print) -> dict:
+    """Each case's figures are the median of ``runs``; minimal.p4 and the NPE fastpath are
+    measured in ``rounds`` alternating pairs of ``round_seconds`` each (default 2 x runs - 1),
+    then in as many pinned to cores of their own (the first size)."""
+    rounds = rounds or max(2 * runs - 1, 1)
     results = {"runs": runs, "seconds": seconds, "cases": {}, "profile": None}
+    paired = all(c in cases for c in PAIRED)
+    if paired:
+        results["paired"] = {"rounds": rounds, "seconds": round_seconds, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="spp-bench-") as tmp:
         work = Path(tmp)
         for case in cases:
+            if paired and case == PAIRED[1]:
+                continue                            # measured with PAIRED[0]
+            if paired and case == PAIRED[0]:
+                with Setup(PAIRED[0], work) as a, Setup(PAIRED[1], work, slot=1) as b:
+                    setups = dict(zip(PAIRED, (a, b), strict=True))
+                    per = {c: {} for c in PAIRED}
+                    for size in sizes:
+                        p = paired_rounds(setups, size, rounds, round_seconds, log)
+                        for c in PAIRED:
+                            per[c][size] = _summary(setups[c], size, p["runs"][c], runs, log)
+                        log(f"  NPE/minimal.p4 {size:>5} B: {p['ratio']:.2f}x "
+                            f"({min(p['ratios']):.2f}-{max(p['ratios']):.2f}), CPU "
+                            f"{p['cpu_ratio'] or 0:.2f}x")
+                        del p["runs"]
+                        results["paired"]["sizes"][size] = p
+                    pin = pinned_rounds(setups, sizes[0], rounds, round_seconds, log)
+                    results["paired"]["pinned"] = pin
+                    if pin:
+                        log(f"  NPE/minimal.p4 {sizes[0]:>5} B, pinned: {pin['ratio']:.2f}x "
+                            f"({min(pin['ratios']):.2f}-{max(pin['ratios']):.2f})")
+                    if profile:
+                        results["profile"] = _profile(b, seconds)
+                results["cases"].update(per)
+                continue
             per_size = {}
             with Setup(case, work) as s:
                 for size in sizes:
                     tps = [s.throughput(size, seconds) for _ in range(runs)]
-                    lats = [s.latency(size) for _ in range(runs)]
-                    med = {k: statistics.median(t[k] for t in tps) for k in ("pps", "mbps")}
-                    lat = {k: statistics.median(x[k] for x in lats if x[k] is not None)
-                           if any(x[k] is not None for x in lats) else None
-                           for k in ("p50_us", "p90_us", "p99_us")}
-                    per_size[size] = {**med, **lat, "offered_pps": statistics.median(
-                        t["offered_pps"] or 0 for t in tps), "all_pps": [t["pps"] for t in tps]}
-                    log(f"  {CASES[case]:<24} {size:>5} B: {med['pps']:>10.0f} pkt/s "
-                        f"{med['mbps']:>8.1f} Mb/s  p50 {lat['p50_us'] or 0:>8.0f} us")
+                    per_size[size] = _summary(s, size, tps, runs, log)
                 if profile and case == "fastpath":
-                    rows = s.profile(512, seconds)
-                    results["profile"] = {"size": 512, "rows": rows[:25],
-                                          "categories": categorize(rows)}
+                    results["profile"] = _profile(s, seconds)
             results["cases"][case] = per_size
     return results
+
+
+def _profile(s: Setup, seconds: float) -> dict:
+    rows = s.profile(512, seconds)
+    return {"size": 512, "rows": rows[:25], "categories": categorize(rows)}
