@@ -9,7 +9,8 @@
  *   NPE demux   -> meta-interface tunnel traffic goes to the hosting NPE,
  *                  policed per fastpath to its share of the NPE's packets
  *   NAT         -> allocated endpoints to/from the owning slice host
- *   route       -> everything else by destination, or dropped and counted
+ *   route       -> everything else by destination, never back out the port
+ *                  it came in on, or dropped and counted
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -52,7 +53,14 @@ control LcIngress(inout lc_headers_t hdr, inout lc_metadata_t meta,
             if (meta.drop_reason == NO_DROP && to_npe == 0) {
                 nat.apply(hdr, meta);
                 route.apply(hdr.ipv4.dst_addr, hdr.ethernet, std_meta, meta.drop_reason);
-                if (meta.drop_reason == NO_DROP && meta.stamp == 1) {
+                if (meta.drop_reason != NO_DROP) {
+                } else if (std_meta.egress_spec == std_meta.ingress_port) {
+                    // Never back out the port it came in on: the LC keeps
+                    // the TTL, and both ends of a peering link route its
+                    // subnet out the link, so a packet for an unused address
+                    // there went back and forth for ever (review 20, R20-2).
+                    meta.drop_reason = LC_DROP_NO_ROUTE;
+                } else if (meta.stamp == 1) {
                     // To an NPE from a slice host: which port it came from.
                     hdr.ethernet.src_addr = LC_PORT_STAMP | (mac_addr_t)std_meta.ingress_port;
                 }

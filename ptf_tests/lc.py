@@ -326,3 +326,32 @@ class HostPolicingAllFrames(LcTest):
                   / ARP(op=1, hwsrc=HOST_MAC, psrc=HOST, pdst=IF1), count=6)
         self.assertEqual([port for port, _ in self.receive_all()], [EXT] * 6)
         self.assertEqual(self.drop_count("host_rate"), 5)
+
+
+class NoHairpin(LcTest):
+    """Both ends of a peering link route its subnet out the link, and the LC
+    keeps the TTL: a packet for an unused address there, sent back out the
+    port it came in on, went back and forth between the two LCs for ever
+    (one packet from an end host: ~13,500 copies/s on the link, review 20,
+    R20-2). The LC sends nothing back out its ingress port; the same packet
+    from another port is routed."""
+
+    def runTest(self):
+        pkt = (Ether(src=PEER_MAC, dst=LC_MAC) / IP(src=HOST, dst="192.168.2.77", id=7)
+               / UDP(sport=1234, dport=9) / Raw(b"l" * 30))
+        self.send(PEERING, pkt)
+        self.expect_nothing_else()
+        self.assertEqual(self.drop_count("no_route"), 1)
+        fwd = pkt.copy()
+        fwd[Ether].src = HOST_MAC
+        exp = pkt.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, PEER_MAC
+        self.send(EXT, fwd)
+        self.expect(exp, PEERING)
+        back = (Ether(src=PEER_MAC, dst=LC_MAC) / IP(src=PEER2, dst="192.168.1.200", id=8)
+                / UDP(sport=1234, dport=9) / Raw(b"r" * 30))
+        exp = back.copy()
+        exp[Ether].src, exp[Ether].dst = LC_MAC, HOST_MAC
+        self.send(PEERING, back)
+        self.expect(exp, EXT)
+        self.assertEqual(self.drop_count("no_route"), 1)
