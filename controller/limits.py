@@ -97,10 +97,11 @@ BATCH_WINDOW = CHANGES_IN_FLIGHT * ENTRY_CHANGES_PER_CHANGE
 BATCH_WINDOW_SHARED = 4
 # "Another slice host calls": it made an authenticated call within this many
 # seconds (api.Callers). A batch of more than BULK_BATCH_CALLS calls is a bulk
-# load and does not count: it waits its turn with a full window, so slices
-# loading filters at once each keep large groups (4 slices: 0.40x raw batched
-# when their batches counted), while a slice making single calls or small
-# batches keeps the protection of the shared window.
+# load and does not count, nor do the host's calls before it (its set-up): it
+# waits its turn with a full window, so slices loading filters at once each
+# keep large groups (4 slices: 0.40x raw batched when their batches counted,
+# 0.51x when their alloc_fastpath did), while a slice making single calls or
+# small batches keeps the protection of the shared window.
 OTHERS_RECENT_S = 1.0
 BULK_BATCH_CALLS = CHANGES_IN_FLIGHT
 

@@ -541,16 +541,21 @@ def test_changes_in_flight_per_host(client, monkeypatch):
 
 
 def test_callers_is_constant_size():
-    """FairShare's memory of other callers: two hosts, whatever calls."""
+    """FairShare's memory of other callers: a few hosts, whatever calls; a
+    host's bulk load forgets its calls before it."""
     from controller.api import Callers
     callers = Callers(recent=10)
     for i in range(10_000):
         callers.seen(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
-    assert len(callers._last) == 2
+    assert len(callers._last) == callers.keep
     assert callers.others("10.0.0.1") and callers.others("10.0.39.15")
     lone = Callers(recent=10)
     lone.seen("a")
     assert not lone.others("a") and lone.others("b")
+    lone.bulk("a")
+    assert not lone.others("b")
+    lone.seen("a")
+    assert lone.others("b")
 
 
 def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
@@ -609,6 +614,37 @@ def test_another_slices_bulk_batches_leave_a_batch_its_window(client, monkeypatc
             rep = c.post("/api/batch", json={"calls": [fltr] * (2 * window)}).json()
         assert [r["code"] for r in rep["result"]] == [0] * (2 * window)
         assert max(m for _, m in starts) == window, (size, starts)
+
+
+def test_a_slices_set_up_calls_leave_others_their_window_once_it_loads(client, monkeypatch):
+    """Slices that set up a fastpath and then load filters at once: a host's
+    single calls made before it started a bulk load do not count as
+    "another slice host calls" (each slice's batches would otherwise start
+    with the shared window); a single call it makes after that does."""
+    import time
+
+    from controller import limits
+    c, ctl = client
+    add_slice(ctl, "b", "sekret-b", "10.0.9.9", 3)
+    window = limits.ENTRY_CHANGES_PER_CHANGE * limits.CHANGES_IN_FLIGHT
+    fltr = {"fn": "write_fltr", "args": {"fpid": 1, "fid": 1, "type": 0, "key": {}, "mask": {},
+                                         "result": {"action": "drop"}}}
+    bulk = {"calls": [{"fn": "get_interfaces"}] * (limits.BULK_BATCH_CALLS + 1)}
+    time.sleep(limits.OTHERS_RECENT_S)                  # earlier calls forgotten
+    starts = slow_change(ctl, monkeypatch, 0.05, "write_fltr")
+    with TestClient(c.app, client=("10.0.9.9", 40000)) as b:
+        b.headers["Authorization"] = "Bearer sekret-b"
+        assert b.post("/api/get_interfaces", json={}).json()["code"] == 0   # b's set-up
+        assert b.post("/api/batch", json=bulk).json()["code"] == 0        # b loads
+        rep = c.post("/api/batch", json={"calls": [fltr] * (2 * window)}).json()
+        assert [r["code"] for r in rep["result"]] == [0] * (2 * window)
+        assert max(m for _, m in starts[:16]) == 16, starts      # from the start
+        assert max(m for _, m in starts) == window, starts
+        starts.clear()
+        assert b.post("/api/get_interfaces", json={}).json()["code"] == 0   # b waits for one
+        rep = c.post("/api/batch", json={"calls": [fltr] * (2 * window)}).json()
+        # (while b's call is recent: it is forgotten a second later)
+        assert max(m for _, m in starts[:16]) == limits.BATCH_WINDOW_SHARED, starts
 
 
 def test_push_receiver_takes_entries_from_the_controller_only():
