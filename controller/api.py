@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -526,6 +527,10 @@ class Callers:
     def __init__(self, recent: float = L.OTHERS_RECENT_S, keep: int = 8):
         self.recent, self.keep = recent, keep
         self._last: dict[str, float] = {}             # address -> time, oldest first
+        # When the latest host forgotten for room had called: it still
+        # counts as another host (whoever asks), so that hosts calling and
+        # then bulk-loading cannot push a single caller out unnoticed.
+        self._forgotten = -math.inf
         self._lock = threading.Lock()     # the event loop and batches' threads use it
 
     def seen(self, who: str):
@@ -533,7 +538,8 @@ class Callers:
             self._last.pop(who, None)
             self._last[who] = time.monotonic()
             if len(self._last) > self.keep:
-                del self._last[next(iter(self._last))]    # the least recent
+                oldest = next(iter(self._last))       # the least recent
+                self._forgotten = max(self._forgotten, self._last.pop(oldest))
 
     def bulk(self, who: str):
         """``who`` starts a bulk load: its calls before do not count."""
@@ -543,8 +549,9 @@ class Callers:
     def others(self, who: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            last = list(self._last.items())
-        return any(now - t < self.recent for h, t in last if h != who)
+            last, forgotten = list(self._last.items()), self._forgotten
+        return now - forgotten < self.recent or any(now - t < self.recent
+                                                    for h, t in last if h != who)
 
 
 class FairShare:

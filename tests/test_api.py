@@ -556,6 +556,14 @@ def test_callers_is_constant_size():
     assert not lone.others("b")
     lone.seen("a")
     assert lone.others("b")
+    # hosts that call and then bulk-load cannot push a single caller out unnoticed
+    few = Callers(recent=10)
+    few.seen("victim")
+    for i in range(few.keep):
+        few.seen(f"10.0.0.{i}")
+    for i in range(few.keep):
+        few.bulk(f"10.0.0.{i}")
+    assert "victim" not in few._last and few.others("flooder")
 
 
 def test_a_batch_queues_changes_as_single_calls_would(client, monkeypatch):
