@@ -93,10 +93,14 @@ class Periodic:
         db = self.rmp.db(sl)
         with db.read():
             data = loads(self._job(sl, pid)["data"])
-            samples = [loads(r["data"]) for r in db.q(
-                "SELECT data FROM samples WHERE slice_id = ? AND pid = ?", sl["id"], pid)]
-        samples.sort(key=lambda s: s["seq"])
-        return {"pid": pid, **data, "vector": samples}
+            # Ordered by SQLite and decoded as one JSON array: a full ring
+            # (4,096 entries) costs ~3 ms of the GIL that every slice's calls
+            # share, not the ~10 ms of a decode per entry and a sort (review
+            # 20, R20-3).
+            rows = db.db.execute("SELECT data FROM samples WHERE slice_id = ? AND pid = ? "
+                                 "ORDER BY json_extract(data, '$.seq')", (sl["id"], pid))
+            vector = loads("[" + ",".join(r[0] for r in rows) + "]")
+        return {"pid": pid, **data, "vector": vector}
 
     # ---- the job runners ----
     def start(self):
