@@ -520,9 +520,10 @@ class Callers:
     """Which slice hosts called lately: the ``keep`` most recent distinct
     ones, so that "did another host call within ``recent`` seconds?" costs
     the same however many addresses call. Only authenticated calls count,
-    and only those made since the host last started a bulk load (``bulk``):
-    a slice that sets up its fastpath and then loads its filters is loading,
-    not waiting for single answers, once its load begins."""
+    and not those a host made before it began a bulk load (``bulk``): a
+    slice that sets up its fastpath and then loads its filters is loading,
+    not waiting for single answers, once its load begins; the calls it makes
+    while loading (reading its counters, say) count."""
 
     def __init__(self, recent: float = L.OTHERS_RECENT_S, keep: int = 8):
         self.recent, self.keep = recent, keep
@@ -531,6 +532,7 @@ class Callers:
         # counts as another host (whoever asks), so that hosts calling and
         # then bulk-loading cannot push a single caller out unnoticed.
         self._forgotten = -math.inf
+        self._loading: dict[str, float] = {}          # address -> its latest bulk batch
         self._lock = threading.Lock()     # the event loop and batches' threads use it
 
     def seen(self, who: str):
@@ -542,9 +544,15 @@ class Callers:
                 self._forgotten = max(self._forgotten, self._last.pop(oldest))
 
     def bulk(self, who: str):
-        """``who`` starts a bulk load: its calls before do not count."""
+        """``who`` sends a bulk batch. The first of a load (none within
+        ``recent`` seconds before) forgets the host's calls before it."""
+        now = time.monotonic()
         with self._lock:
-            self._last.pop(who, None)
+            if now - self._loading.pop(who, -math.inf) >= self.recent:
+                self._last.pop(who, None)
+            self._loading[who] = now
+            if len(self._loading) > self.keep:
+                del self._loading[next(iter(self._loading))]
 
     def others(self, who: str) -> bool:
         now = time.monotonic()

@@ -552,9 +552,11 @@ def test_callers_is_constant_size():
     lone = Callers(recent=10)
     lone.seen("a")
     assert not lone.others("a") and lone.others("b")
-    lone.bulk("a")
+    lone.bulk("a")                  # a's load begins: its calls before it are set-up
     assert not lone.others("b")
-    lone.seen("a")
+    lone.seen("a")                  # a call while it loads counts,
+    assert lone.others("b")
+    lone.bulk("a")                  # also past the load's next batch
     assert lone.others("b")
     # hosts that call and then bulk-load cannot push a single caller out unnoticed
     few = Callers(recent=10)
