@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -520,10 +520,11 @@ class Callers:
     """Which slice hosts called lately: the ``keep`` most recent distinct
     ones, so that "did another host call within ``recent`` seconds?" costs
     the same however many addresses call. Only authenticated calls count,
-    and not those a host made before it began a bulk load (``bulk``): a
+    and not those a host made before it began a bulk load (``loading``): a
     slice that sets up its fastpath and then loads its filters is loading,
-    not waiting for single answers, once its load begins; the calls it makes
-    while loading (reading its counters, say) count."""
+    not waiting for single answers, once its load begins; a call it makes
+    while one of its bulk batches is in flight (reading its counters, say)
+    counts."""
 
     def __init__(self, recent: float = L.OTHERS_RECENT_S, keep: int = 8):
         self.recent, self.keep = recent, keep
@@ -532,27 +533,38 @@ class Callers:
         # counts as another host (whoever asks), so that hosts calling and
         # then bulk-loading cannot push a single caller out unnoticed.
         self._forgotten = -math.inf
-        self._loading: dict[str, float] = {}          # address -> its latest bulk batch
+        self._bulk: dict[str, int] = {}       # address -> its bulk batches in flight
+        self._while_bulk: set[str] = set()    # hosts in _last that called while loading
         self._lock = threading.Lock()     # the event loop and batches' threads use it
 
     def seen(self, who: str):
         with self._lock:
             self._last.pop(who, None)
             self._last[who] = time.monotonic()
+            if self._bulk.get(who):
+                self._while_bulk.add(who)
+            else:
+                self._while_bulk.discard(who)
             if len(self._last) > self.keep:
                 oldest = next(iter(self._last))       # the least recent
                 self._forgotten = max(self._forgotten, self._last.pop(oldest))
+                self._while_bulk.discard(oldest)
 
-    def bulk(self, who: str):
-        """``who`` sends a bulk batch. The first of a load (none within
-        ``recent`` seconds before) forgets the host's calls before it."""
-        now = time.monotonic()
+    @contextmanager
+    def loading(self, who: str):
+        """While ``who``'s bulk batch runs. The host's calls made while none
+        of its bulk batches was in flight are forgotten (its set-up)."""
         with self._lock:
-            if now - self._loading.pop(who, -math.inf) >= self.recent:
+            if who not in self._while_bulk:
                 self._last.pop(who, None)
-            self._loading[who] = now
-            if len(self._loading) > self.keep:
-                del self._loading[next(iter(self._loading))]
+            self._bulk[who] = self._bulk.get(who, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._bulk[who] -= 1
+                if not self._bulk[who]:
+                    del self._bulk[who]
 
     def others(self, who: str) -> bool:
         now = time.monotonic()
@@ -840,13 +852,15 @@ def create_app(ctl, admin_token: str) -> FastAPI:
         host = sl["mgmt_addr"]
         if len(body.calls) <= L.BULK_BATCH_CALLS:          # not a bulk load (limits.py)
             callers.seen(host)
+            load = nullcontext()
         else:
-            callers.bulk(host)
+            load = callers.loading(host)
         # Rendered here, in the batch's worker thread: an answer of megabytes
         # (a thousand mem_reads) must not stall the event loop, which serves
         # every slice's calls.
-        return _ok(call_batch(ctl, sl, body.calls, lambda: L.BATCH_WINDOW_SHARED
-                              if callers.others(host) else L.BATCH_WINDOW))
+        with load:
+            return _ok(call_batch(ctl, sl, body.calls, lambda: L.BATCH_WINDOW_SHARED
+                                  if callers.others(host) else L.BATCH_WINDOW))
 
     admin_routes = {"tags": ["admin"], "dependencies": [Depends(admin)],
                     "responses": {**ok, **errors}}

@@ -101,7 +101,8 @@ BATCH_WINDOW = CHANGES_IN_FLIGHT * ENTRY_CHANGES_PER_CHANGE
 BATCH_WINDOW_SHARED = 4
 # "Another slice host calls": it made an authenticated call within this many
 # seconds (api.Callers). A batch of more than BULK_BATCH_CALLS calls is a bulk
-# load and does not count, nor do the host's calls before it (its set-up): it
+# load and does not count, nor do the host's calls made while none of its bulk
+# batches was in flight (its set-up; api.Callers.loading): it
 # waits its turn with a full window, so slices loading filters at once each
 # keep large groups (4 slices: 0.40x raw batched when their batches counted,
 # 0.51x when their alloc_fastpath did), while a slice making single calls or

@@ -552,19 +552,23 @@ def test_callers_is_constant_size():
     lone = Callers(recent=10)
     lone.seen("a")
     assert not lone.others("a") and lone.others("b")
-    lone.bulk("a")                  # a's load begins: its calls before it are set-up
-    assert not lone.others("b")
-    lone.seen("a")                  # a call while it loads counts,
+    with lone.loading("a"):         # a's load begins: its calls before it are set-up
+        assert not lone.others("b")
+        lone.seen("a")              # a call while a batch of it is in flight counts,
     assert lone.others("b")
-    lone.bulk("a")                  # also past the load's next batch
-    assert lone.others("b")
+    with lone.loading("a"):         # also past the load's next batch
+        assert lone.others("b")
+    lone.seen("a")                  # one between two loads (no batch in flight) is
+    with lone.loading("a"):         # set-up for the next
+        assert not lone.others("b")
     # hosts that call and then bulk-load cannot push a single caller out unnoticed
     few = Callers(recent=10)
     few.seen("victim")
     for i in range(few.keep):
         few.seen(f"10.0.0.{i}")
     for i in range(few.keep):
-        few.bulk(f"10.0.0.{i}")
+        with few.loading(f"10.0.0.{i}"):
+            pass
     assert "victim" not in few._last and few.others("flooder")
 
 
