@@ -528,34 +528,29 @@ class Callers:
 
     def __init__(self, recent: float = L.OTHERS_RECENT_S, keep: int = 8):
         self.recent, self.keep = recent, keep
-        self._last: dict[str, float] = {}             # address -> time, oldest first
+        # address -> (time of its last call, made while it was loading?), oldest first
+        self._last: dict[str, tuple[float, bool]] = {}
         # When the latest host forgotten for room had called: it still
         # counts as another host (whoever asks), so that hosts calling and
         # then bulk-loading cannot push a single caller out unnoticed.
         self._forgotten = -math.inf
         self._bulk: dict[str, int] = {}       # address -> its bulk batches in flight
-        self._while_bulk: set[str] = set()    # hosts in _last that called while loading
         self._lock = threading.Lock()     # the event loop and batches' threads use it
 
     def seen(self, who: str):
         with self._lock:
             self._last.pop(who, None)
-            self._last[who] = time.monotonic()
-            if self._bulk.get(who):
-                self._while_bulk.add(who)
-            else:
-                self._while_bulk.discard(who)
+            self._last[who] = (time.monotonic(), who in self._bulk)
             if len(self._last) > self.keep:
                 oldest = next(iter(self._last))       # the least recent
-                self._forgotten = max(self._forgotten, self._last.pop(oldest))
-                self._while_bulk.discard(oldest)
+                self._forgotten = max(self._forgotten, self._last.pop(oldest)[0])
 
     @contextmanager
     def loading(self, who: str):
         """While ``who``'s bulk batch runs. The host's calls made while none
         of its bulk batches was in flight are forgotten (its set-up)."""
         with self._lock:
-            if who not in self._while_bulk:
+            if not self._last.get(who, (0.0, False))[1]:
                 self._last.pop(who, None)
             self._bulk[who] = self._bulk.get(who, 0) + 1
         try:
@@ -571,7 +566,7 @@ class Callers:
         with self._lock:
             last, forgotten = list(self._last.items()), self._forgotten
         return now - forgotten < self.recent or any(now - t < self.recent
-                                                    for h, t in last if h != who)
+                                                    for h, (t, _) in last if h != who)
 
 
 class FairShare:

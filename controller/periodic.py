@@ -97,8 +97,8 @@ class Periodic:
             # (4,096 entries) costs ~3 ms of the GIL that every slice's calls
             # share, not the ~10 ms of a decode per entry and a sort (review
             # 20, R20-3).
-            rows = db.db.execute("SELECT data FROM samples WHERE slice_id = ? AND pid = ? "
-                                 "ORDER BY json_extract(data, '$.seq')", (sl["id"], pid))
+            rows = db.x("SELECT data FROM samples WHERE slice_id = ? AND pid = ? "
+                        "ORDER BY json_extract(data, '$.seq')", sl["id"], pid)
             vector = loads("[" + ",".join(r[0] for r in rows) + "]")
         return {"pid": pid, **data, "vector": vector}
 
