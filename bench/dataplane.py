@@ -50,6 +50,8 @@ from controller.testbed import Interface, Node, Npe, Switch
 from mininet_topo.bmv2 import SwitchSpec, wait_ready
 from mininet_topo.netns import InNamespace, Namespace
 
+from .controlplane import cpu_s
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (64, 512, 1400)
 CASES = {
@@ -257,10 +259,7 @@ class Setup(InNamespace):
 
     def cpu(self) -> float | None:
         """The switch's CPU time so far (s, all its threads; None without a switch)."""
-        if self.switch_pid is None:
-            return None
-        fields = Path(f"/proc/{self.switch_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None if self.switch_pid is None else cpu_s(self.switch_pid)
 
     def throughput(self, size: int, seconds: float = 3.0) -> dict:
         self.drain()
